@@ -1,0 +1,1 @@
+"""Baseline recommenders, one LightningModule per file, registered in benchmark.registry."""

@@ -1,0 +1,233 @@
+"""One LightningDataModule for every model (batch formats: benchmark/model.py).
+
+Batches are built whole from numpy arrays (no per-example Python), so data loading is
+never the bottleneck. A sampler yields ``(epoch, batch_number, indices)`` keys; random
+negatives are drawn from a generator seeded by (seed, epoch, batch, rank), so a run is
+reproducible whatever the number of loader workers. Under DDP each process gets a
+disjoint shard: training shards have equal length (DDP needs equal step counts);
+evaluation shards are the users ``rank::world_size`` with no padding, so no user is
+evaluated twice or dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import lightning.pytorch as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from benchmark.data.prepare import Interactions, PreparedData
+from benchmark.model import BatchSpec
+
+
+@dataclass
+class CSR:
+    """Per-user item lists: items of user u are ``items[ptr[u]:ptr[u+1]]`` (chronological)."""
+
+    ptr: np.ndarray
+    items: np.ndarray
+
+    @classmethod
+    def from_interactions(cls, log: Interactions, n_users: int) -> CSR:
+        order = np.argsort(log.user, kind="stable")  # keeps chronological order within a user
+        counts = np.bincount(log.user, minlength=n_users)
+        return cls(np.concatenate([[0], np.cumsum(counts)]), log.item[order])
+
+    def lengths(self, users: np.ndarray) -> np.ndarray:
+        return self.ptr[users + 1] - self.ptr[users]
+
+    def gather(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Flat (row, item) pairs of the given users' lists."""
+        lengths = self.lengths(users)
+        rows = np.repeat(np.arange(len(users)), lengths)
+        offsets = np.repeat(self.ptr[users] - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+        return rows, self.items[offsets + np.arange(len(rows))]
+
+    def last(self, users: np.ndarray, length: int, pad: int) -> np.ndarray:
+        """The last ``length`` items of each user's list, left-padded with ``pad``."""
+        end = self.ptr[users + 1]
+        index = end[:, None] - length + np.arange(length)
+        real = index >= self.ptr[users][:, None]
+        if len(self.items) == 0:
+            return np.full((len(users), length), pad, dtype=np.int64)
+        return np.where(real, self.items[np.clip(index, 0, len(self.items) - 1)], pad)
+
+
+class EpochBatchSampler(Sampler):
+    """Yields ``(epoch, batch_number, indices)``; Lightning calls ``set_epoch`` every epoch."""
+
+    def __init__(self, n: int, batch_size: int, *, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1) -> None:
+        self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
+        self.rank, self.world_size, self.epoch = rank, world_size, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _indices(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(self.n)[self.rank :: self.world_size]
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
+        per_rank = self.n // self.world_size
+        return order[self.rank * per_rank : (self.rank + 1) * per_rank]
+
+    def __iter__(self) -> Iterator[tuple[int, int, np.ndarray]]:
+        indices = self._indices()
+        for number, start in enumerate(range(0, len(indices), self.batch_size)):
+            yield self.epoch, number, indices[start : start + self.batch_size]
+
+    def __len__(self) -> int:
+        size = len(self._indices())
+        return (size + self.batch_size - 1) // self.batch_size
+
+
+def _contains(sorted_keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Membership test against a sorted unique array (binary search; np.isin re-sorts every call)."""
+    if len(sorted_keys) == 0:
+        return np.zeros(queries.shape, dtype=bool)
+    position = np.minimum(np.searchsorted(sorted_keys, queries), len(sorted_keys) - 1)
+    return sorted_keys[position] == queries
+
+
+def _tensors(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.int64)) for k, v in batch.items()}
+
+
+class PairwiseDataset(Dataset):
+    """(user, positive, negatives): one row per training interaction; negatives uniform over unseen items."""
+
+    def __init__(self, train: Interactions, n_items: int, num_negatives: int, seed: int, rank: int = 0) -> None:
+        self.user, self.item = train.user, train.item
+        self.n_items, self.num_negatives, self.seed, self.rank = n_items, num_negatives, seed, rank
+        self.positive_keys = np.unique(train.user * n_items + train.item)
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    def __getitem__(self, key: tuple[int, int, np.ndarray]) -> dict[str, torch.Tensor]:
+        epoch, number, idx = key
+        rng = np.random.default_rng([self.seed, epoch, number, self.rank])
+        users = self.user[idx]
+        negatives = rng.integers(0, self.n_items, (len(idx), self.num_negatives))
+        for _ in range(100):  # resample collisions with positives; bounded for near-complete users
+            hit = _contains(self.positive_keys, users[:, None] * self.n_items + negatives)
+            if not hit.any():
+                break
+            negatives[hit] = rng.integers(0, self.n_items, int(hit.sum()))
+        return _tensors({"users": users, "pos_items": self.item[idx], "neg_items": negatives})
+
+
+class SequenceDataset(Dataset):
+    """Windows of each user's chronological training sequence: every transition appears once.
+
+    A user with n training items gives ceil((n - 1) / L) windows of up to L + 1 items,
+    cut from the end backwards; inputs are the first L of a window, targets the last L.
+    """
+
+    def __init__(self, train: Interactions, n_users: int, n_items: int, length: int) -> None:
+        csr = CSR.from_interactions(train, n_users)
+        counts = np.diff(csr.ptr)
+        windows = np.where(counts >= 2, (counts - 2) // length + 1, 0)
+        owner = np.repeat(np.arange(n_users), windows)
+        rank = np.arange(windows.sum()) - np.repeat(np.cumsum(windows) - windows, windows)
+        end = csr.ptr[owner] + counts[owner] - rank * length  # exclusive end of each window
+        index = end[:, None] - (length + 1) + np.arange(length + 1)
+        real = index >= csr.ptr[owner][:, None]
+        tokens = np.where(real, csr.items[np.clip(index, 0, None)], n_items)
+        self.users = owner
+        self.input_seq = tokens[:, :-1]
+        self.target_seq = np.where(real[:, :-1], tokens[:, 1:], n_items)  # no target for padded inputs
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def __getitem__(self, key: tuple[int, int, np.ndarray]) -> dict[str, torch.Tensor]:
+        _, _, idx = key
+        return _tensors({"users": self.users[idx], "input_seq": self.input_seq[idx], "target_seq": self.target_seq[idx]})
+
+
+class EvalDataset(Dataset):
+    """Users to rank with their history, the items to mask and the relevant held-out items."""
+
+    def __init__(self, history: CSR, seen: CSR, relevant: CSR, n_items: int, history_length: int) -> None:
+        self.history, self.seen, self.relevant = history, seen, relevant
+        self.users = np.flatnonzero(relevant.lengths(np.arange(len(relevant.ptr) - 1)) > 0)
+        self.n_items, self.history_length = n_items, max(history_length, 1)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def __getitem__(self, key: tuple[int, int, np.ndarray]) -> dict[str, torch.Tensor]:
+        _, _, idx = key
+        users = self.users[idx]
+        seen_rows, seen_items = self.seen.gather(users)
+        rel_rows, rel_items = self.relevant.gather(users)
+        return _tensors(
+            {
+                "users": users,
+                "history": self.history.last(users, self.history_length, self.n_items),
+                "seen_rows": seen_rows,
+                "seen_items": seen_items,
+                "rel_rows": rel_rows,
+                "rel_items": rel_items,
+            }
+        )
+
+
+def _relevant(held_out: Interactions, seen: CSR, n_users: int, n_items: int) -> CSR:
+    """Held-out items the user has not interacted with before (those are masked, so never rankable)."""
+    seen_keys = np.unique(np.repeat(np.arange(n_users), np.diff(seen.ptr)) * n_items + seen.items)
+    new = ~_contains(seen_keys, held_out.user * n_items + held_out.item)
+    return CSR.from_interactions(held_out.take(new), n_users)
+
+
+class RecDataModule(L.LightningDataModule):
+    """Serves training batches of the kind the model asks for, and evaluation batches."""
+
+    def __init__(self, data: PreparedData, spec: BatchSpec, *, eval_batch_size: int = 1024, seed: int = 0, num_workers: int = 0) -> None:
+        super().__init__()
+        self.data, self.spec = data, spec
+        self.eval_batch_size, self.seed, self.num_workers = eval_batch_size, seed, num_workers
+        n_users, n_items = data.n_users, data.n_items
+        train_csr = CSR.from_interactions(data.train, n_users)
+        before_test = Interactions(*(np.concatenate([getattr(data.train, c), getattr(data.valid, c)]) for c in ("user", "item", "timestamp")))
+        # train items precede validation items for every split, so this stays chronological
+        before_test_csr = CSR.from_interactions(before_test, n_users)
+        length = spec.history_length
+        self.valid_set = EvalDataset(train_csr, train_csr, _relevant(data.valid, train_csr, n_users, n_items), n_items, length)
+        self.test_set = EvalDataset(before_test_csr, before_test_csr, _relevant(data.test, before_test_csr, n_users, n_items), n_items, length)
+        self._train_set: Dataset | None = None
+
+    @property
+    def train_set(self) -> Dataset:
+        if self._train_set is None:
+            d, spec = self.data, self.spec
+            if spec.kind == "pairwise":
+                self._train_set = PairwiseDataset(d.train, d.n_items, spec.num_negatives, self.seed, self._rank()[0])
+            elif spec.kind == "sequential":
+                self._train_set = SequenceDataset(d.train, d.n_users, d.n_items, spec.history_length)
+            else:
+                raise ValueError(f"unknown training batch kind {spec.kind!r}")
+        return self._train_set
+
+    def _rank(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
+        rank, world = self._rank()
+        sampler = EpochBatchSampler(len(dataset), batch_size, shuffle=shuffle, seed=self.seed, rank=rank, world_size=world)
+        return DataLoader(
+            dataset, sampler=sampler, batch_size=None, num_workers=self.num_workers, persistent_workers=self.num_workers > 0
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.spec.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.valid_set, self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, self.eval_batch_size, shuffle=False)

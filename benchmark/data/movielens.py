@@ -1,0 +1,92 @@
+"""GroupLens MovieLens CSV layout (ml-25m, ml-latest-small, and the synthetic-ml simulator).
+
+Files: ``ratings.csv`` (userId,movieId,rating,timestamp; required), ``movies.csv``
+(movieId,title,genres with '|'; required), ``tags.csv`` (userId,movieId,tag,timestamp;
+optional) and ``links.csv`` (movieId,imdbId,tmdbId; optional).
+Side information per movie: title, year (parsed from the title), genres, user tags,
+IMDb/TMDb ids.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmark.data.raw import RawData
+from benchmark.data.tables import FLOAT, INT, STRING, read_csv
+from benchmark.errors import DataFormatError
+
+REQUIRED_FILES = ("ratings.csv", "movies.csv")
+OPTIONAL_FILES = ("tags.csv", "links.csv")
+_YEAR = re.compile(r"\((\d{4})\)\s*$")
+_NO_GENRES = "(no genres listed)"
+
+
+def read_movielens(raw_dir: Path, on_bad_line: str = "error") -> RawData:
+    ratings, skipped = read_csv(
+        raw_dir / "ratings.csv",
+        {"userId": INT, "movieId": INT, "rating": FLOAT, "timestamp": INT},
+        on_bad_line=on_bad_line,
+    )
+    items, skipped_items = _read_movies(raw_dir / "movies.csv", on_bad_line)
+    skipped += skipped_items
+    tags_path = raw_dir / "tags.csv"
+    if tags_path.exists():
+        tags, n = read_csv(
+            tags_path,
+            {"userId": INT, "movieId": INT, "tag": STRING, "timestamp": INT},
+            required=("userId", "movieId", "timestamp"),
+            on_bad_line=on_bad_line,
+            multiline=True,
+        )
+        skipped += n
+        items["tags"] = _tags_per_movie(tags.to_pandas(), items.index)
+    links_path = raw_dir / "links.csv"
+    if links_path.exists():
+        links, n = read_csv(
+            links_path, {"movieId": INT, "imdbId": STRING, "tmdbId": STRING}, required=("movieId",), on_bad_line=on_bad_line
+        )
+        skipped += n
+        links = links.to_pandas().drop_duplicates("movieId").set_index("movieId")
+        items["imdb_id"] = links["imdbId"].reindex(items.index)
+        items["tmdb_id"] = links["tmdbId"].reindex(items.index)
+    return RawData(
+        user=ratings.column("userId").to_numpy(),
+        item=ratings.column("movieId").to_numpy(),
+        timestamp=ratings.column("timestamp").to_numpy(),
+        rating=ratings.column("rating").to_numpy().astype(np.float32),
+        items=items,
+        skipped_lines=skipped,
+    )
+
+
+def _read_movies(path: Path, on_bad_line: str) -> tuple[pd.DataFrame, int]:
+    table, skipped = read_csv(
+        path, {"movieId": INT, "title": STRING, "genres": STRING}, required=("movieId",), on_bad_line=on_bad_line, multiline=True
+    )
+    movies = table.to_pandas()
+    duplicated = movies["movieId"].duplicated()
+    if duplicated.any():
+        row = int(np.flatnonzero(duplicated.to_numpy())[0])
+        # +2: header line, 1-based lines (exact unless titles span lines)
+        raise DataFormatError(path, row + 2, "a unique movieId per line", str(movies["movieId"].iloc[row]))
+    titles = movies["title"].fillna("").str.strip()
+    year = titles.str.extract(_YEAR, expand=False)
+    genres = movies["genres"].fillna("").map(lambda g: [] if g in ("", _NO_GENRES) else g.split("|"))
+    items = pd.DataFrame(
+        {"title": titles.to_numpy(), "year": pd.to_numeric(year).astype("Int64").to_numpy(), "genres": genres.to_numpy()},
+        index=pd.Index(movies["movieId"].to_numpy(), name="raw_id"),
+    )
+    return items, skipped
+
+
+def _tags_per_movie(tags: pd.DataFrame, index: pd.Index) -> pd.Series:
+    """Distinct lower-cased tags per movie, in first-use order."""
+    tags = tags.dropna(subset=["tag"])
+    tags = tags.assign(tag=tags["tag"].str.strip().str.lower())
+    tags = tags[tags["tag"] != ""].drop_duplicates(["movieId", "tag"])
+    grouped = tags.groupby("movieId", sort=False)["tag"].agg(list)
+    return grouped.reindex(index).map(lambda v: v if isinstance(v, list) else [])

@@ -1,0 +1,251 @@
+"""raw -> filter -> id maps -> split -> cache (DESIGN.md, "Data contract").
+
+The cache is keyed by the dataset fingerprint: a hash of the raw files' SHA-256 and the
+preparation config. It is written into a temporary folder and renamed into place, so a
+crash or a bad file never leaves a half-written cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmark.config import DataConfig
+from benchmark.data import splits
+from benchmark.data.raw import RawData
+from benchmark.errors import BenchmarkError
+
+# Bump when preparation logic changes what a cache holds: old caches are then not reused.
+PREPARATION_VERSION = 1
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("BENCHMARK_CACHE", Path.home() / ".cache" / "llm4rec-bench"))
+
+
+@dataclass
+class Interactions:
+    """Parallel arrays sorted by (user, timestamp, file order); internal 0-based ids."""
+
+    user: np.ndarray  # int64
+    item: np.ndarray  # int64
+    timestamp: np.ndarray  # int64
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    def take(self, mask: np.ndarray) -> Interactions:
+        return Interactions(self.user[mask], self.item[mask], self.timestamp[mask])
+
+
+@dataclass
+class PreparedData:
+    """A prepared, split dataset: what every model and the evaluation engine see."""
+
+    name: str
+    source: str  # "real" | "synthetic"
+    fingerprint: str
+    config: DataConfig
+    n_users: int
+    n_items: int
+    train: Interactions
+    valid: Interactions
+    test: Interactions
+    user_ids: np.ndarray  # raw id of each internal user id
+    item_ids: np.ndarray  # raw id of each internal item id
+    items: pd.DataFrame  # side information, row i = internal item i
+    stats: dict[str, Any]
+
+    @property
+    def n_interactions(self) -> int:
+        return len(self.train) + len(self.valid) + len(self.test)
+
+
+# --- fingerprint -----------------------------------------------------------------------
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, memoised by (path, size, mtime) so large files are hashed once."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    memo_path = cache_root() / "checksums.json"
+    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    try:
+        memo = json.loads(memo_path.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    if key in memo:
+        return memo[key]
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(8 << 20):
+            digest.update(chunk)
+    memo[key] = digest.hexdigest()
+    _atomic_write_text(memo_path, json.dumps(memo, indent=0))
+    return memo[key]
+
+
+def fingerprint(name: str, files: list[Path], config: DataConfig) -> str:
+    content = {
+        "dataset": name,
+        "files": {Path(f).name: file_sha256(f) for f in sorted(files)},
+        "config": dataclasses.asdict(config),
+        "version": PREPARATION_VERSION,
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+# --- preparation -----------------------------------------------------------------------
+
+
+def kcore(user: np.ndarray, item: np.ndarray, k: int) -> np.ndarray:
+    """Mask of interactions kept by iterative k-core filtering (every user and item >= k)."""
+    keep = np.ones(len(user), dtype=bool)
+    if k <= 1:
+        return keep
+    while True:
+        u_counts = np.bincount(user[keep], minlength=user.max() + 1)
+        i_counts = np.bincount(item[keep], minlength=item.max() + 1)
+        ok = keep & (u_counts[user] >= k) & (i_counts[item] >= k)
+        if ok.sum() == keep.sum():
+            return keep
+        keep = ok
+
+
+def build(raw: RawData, config: DataConfig, *, name: str, source: str, fp: str, default_kcore: int) -> PreparedData:
+    """Turn raw interactions into a split ``PreparedData`` (pure function of its inputs)."""
+    if len(raw) == 0:
+        raise BenchmarkError(f"{name}: the raw files contain no interactions")
+    order = np.arange(len(raw))
+    keep = np.ones(len(raw), dtype=bool)
+    if config.min_rating is not None:
+        keep &= raw.rating >= config.min_rating
+    user_raw, item_raw, ts, order = raw.user[keep], raw.item[keep], raw.timestamp[keep], order[keep]
+
+    # Implicit feedback: a repeated (user, item) pair counts once, at its first occurrence.
+    _, user_code = np.unique(user_raw, return_inverse=True)
+    _, item_code = np.unique(item_raw, return_inverse=True)
+    chrono = np.lexsort((order, ts))
+    pair = user_code[chrono].astype(np.int64) * (item_code.max() + 1) + item_code[chrono]
+    _, first = np.unique(pair, return_index=True)
+    first_occurrence = np.zeros(len(chrono), dtype=bool)
+    first_occurrence[chrono[first]] = True
+    n_duplicates = int(len(first_occurrence) - first_occurrence.sum())
+
+    k = default_kcore if config.kcore is None else config.kcore
+    keep2 = first_occurrence.copy()
+    if k > 1:
+        sub = np.flatnonzero(keep2)
+        keep2[sub[~kcore(user_code[sub], item_code[sub], k)]] = False
+    user_raw, item_raw, ts, order = user_raw[keep2], item_raw[keep2], ts[keep2], order[keep2]
+    if len(user_raw) == 0:
+        raise BenchmarkError(f"{name}: no interactions left after filtering (min_rating={config.min_rating}, kcore={k})")
+
+    user_ids, user = np.unique(user_raw, return_inverse=True)
+    item_ids, item = np.unique(item_raw, return_inverse=True)
+    sort = np.lexsort((order, ts, user))  # chronological per user; ties keep file order
+    log = Interactions(user[sort].astype(np.int64), item[sort].astype(np.int64), ts[sort].astype(np.int64))
+    n_users, n_items = len(user_ids), len(item_ids)
+
+    stats: dict[str, Any] = {"skipped_lines": raw.skipped_lines, "duplicates_removed": n_duplicates, "kcore": k}
+    if config.split == "loo":
+        label = splits.leave_one_out(log.user, n_users)
+    elif config.split == "ratio":
+        label = splits.ratio(log.user, n_users, config.valid_fraction, config.test_fraction)
+    else:
+        label, t_valid, t_test = splits.temporal(log.timestamp, config.valid_fraction, config.test_fraction)
+        stats.update(valid_cut=t_valid, test_cut=t_test)
+
+    items = raw.items.reindex(pd.Index(item_ids, name="raw_id")).reset_index()
+    return PreparedData(
+        name=name,
+        source=source,
+        fingerprint=fp,
+        config=config,
+        n_users=n_users,
+        n_items=n_items,
+        train=log.take(label == splits.TRAIN),
+        valid=log.take(label == splits.VALID),
+        test=log.take(label == splits.TEST),
+        user_ids=user_ids,
+        item_ids=item_ids,
+        items=items,
+        stats=stats,
+    )
+
+
+# --- cache -----------------------------------------------------------------------------
+
+_PARTS = ("train", "valid", "test")
+
+
+def cache_dir(name: str, fp: str) -> Path:
+    return cache_root() / "prepared" / name / fp[:20]
+
+
+def save(data: PreparedData, target: Path) -> None:
+    """Write the prepared data to ``target`` atomically (temporary folder, then rename)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        arrays = {f"{part}_{col}": getattr(getattr(data, part), col) for part in _PARTS for col in ("user", "item", "timestamp")}
+        np.savez(tmp / "interactions.npz", **arrays)
+        pd.DataFrame({"raw_id": data.user_ids}).to_parquet(tmp / "users.parquet", index=False)
+        data.items.to_parquet(tmp / "items.parquet", index=False)
+        meta = {
+            "name": data.name,
+            "source": data.source,
+            "fingerprint": data.fingerprint,
+            "config": dataclasses.asdict(data.config),
+            "n_users": data.n_users,
+            "n_items": data.n_items,
+            "stats": data.stats,
+            "version": PREPARATION_VERSION,
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=int))
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process finished first: its cache is identical
+            if not (target / "meta.json").exists():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load(path: Path) -> PreparedData:
+    meta = json.loads((path / "meta.json").read_text())
+    with np.load(path / "interactions.npz") as npz:
+        parts = {p: Interactions(npz[f"{p}_user"], npz[f"{p}_item"], npz[f"{p}_timestamp"]) for p in _PARTS}
+    items = pd.read_parquet(path / "items.parquet")
+    return PreparedData(
+        name=meta["name"],
+        source=meta["source"],
+        fingerprint=meta["fingerprint"],
+        config=DataConfig(**meta["config"]),
+        n_users=meta["n_users"],
+        n_items=meta["n_items"],
+        user_ids=pd.read_parquet(path / "users.parquet")["raw_id"].to_numpy(),
+        item_ids=items["raw_id"].to_numpy(),
+        items=items,
+        stats=meta["stats"],
+        **parts,
+    )
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)

@@ -1,0 +1,27 @@
+"""What every reader returns: interactions in file order plus item side information."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class RawData:
+    """Interactions exactly as read (raw ids, file order) and per-item side information.
+
+    ``items`` is indexed by raw item id; its columns are the dataset's modalities
+    (e.g. title, year, genres, tags). Items without side information may be absent.
+    """
+
+    user: np.ndarray  # raw user ids (int64 or str)
+    item: np.ndarray  # raw item ids
+    timestamp: np.ndarray  # int64 seconds
+    rating: np.ndarray  # float32; NaN where the dataset has none
+    items: pd.DataFrame
+    skipped_lines: int = 0
+
+    def __len__(self) -> int:
+        return len(self.user)

@@ -1,0 +1,119 @@
+"""The model contract (DESIGN.md): every recommender is a `RecModule`.
+
+A model implements training (``training_step`` / ``configure_optimizers``) and ONE of
+``score`` (dense scorers) or ``recommend`` (generative models). It never masks seen
+items, never takes the top K and never computes metrics: the harness attaches an
+``Evaluator`` (benchmark.evaluation) before fitting, and the shared ``validation_step``
+/ ``test_step`` below hand every evaluation batch to it.
+
+Batches served by ``RecDataModule`` (all LongTensors; ``pad = n_items``):
+
+- ``pairwise``:   users [B], pos_items [B], neg_items [B, num_negatives]
+- ``sequential``: users [B], input_seq [B, L], target_seq [B, L]; windows of a user's
+  chronological training sequence, left-padded with ``pad``; ``target_seq[:, t]`` is
+  the item that follows ``input_seq[:, t]`` (``pad`` where there is none).
+- evaluation:     users [B], history [B, L] (the most recent L items before the
+  evaluated period, left-padded, most recent last; L = max(history_length, 1)),
+  seen_rows / seen_items [nnz] (row in the batch, item id: every item to mask),
+  rel_rows / rel_items [m] (the relevant held-out items).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+import lightning.pytorch as L
+import torch
+
+if TYPE_CHECKING:
+    from benchmark.evaluation import Evaluator
+
+TrainBatchKind = Literal["pairwise", "sequential"]
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """What training batches a model needs from the RecDataModule."""
+
+    kind: TrainBatchKind
+    batch_size: int
+    num_negatives: int = 1
+    history_length: int = 0  # items of history in evaluation batches (0: the model ignores it)
+
+
+class RecModule(L.LightningModule):
+    """Base class of every registered model.
+
+    Subclasses set ``self.config`` (a dataclass with at least ``batch_size``) in
+    ``__init__`` and override ``batch_spec`` when they need more than pairwise batches.
+    """
+
+    train_batches: ClassVar[TrainBatchKind] = "pairwise"
+
+    def __init__(self, n_users: int, n_items: int) -> None:
+        super().__init__()
+        self.n_users = n_users
+        self.n_items = n_items
+        self.evaluator: Evaluator | None = None
+        self.evaluation_results: dict[str, dict[str, float]] = {}
+
+    # --- what the data module must serve -------------------------------------------
+    def batch_spec(self) -> BatchSpec:
+        cfg = self.config  # type: ignore[attr-defined]
+        return BatchSpec(
+            kind=self.train_batches,
+            batch_size=cfg.batch_size,
+            num_negatives=getattr(cfg, "num_negatives", 1),
+            history_length=getattr(cfg, "max_seq_length", 0),
+        )
+
+    # --- the contract: implement one of these --------------------------------------
+    def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Scores of every item for the batch's users: FloatTensor [B, n_items]."""
+        raise NotImplementedError
+
+    def recommend(self, batch: dict[str, torch.Tensor], k: int) -> torch.Tensor:
+        """Top-k item ids for the batch's users (generative models): LongTensor [B, k]."""
+        raise NotImplementedError
+
+    @classmethod
+    def is_generative(cls) -> bool:
+        return cls.recommend is not RecModule.recommend and cls.score is RecModule.score
+
+    # --- evaluation is the harness's job --------------------------------------------
+    def attach_evaluator(self, evaluator: Evaluator) -> None:
+        self.evaluator = evaluator
+
+    def _evaluate(self, batch: dict[str, torch.Tensor]) -> None:
+        if self.evaluator is None:
+            raise RuntimeError("no Evaluator attached: the harness attaches one before fit/test")
+        self.evaluator.update(self, batch)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch)
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset_evaluator()
+
+    def on_test_epoch_start(self) -> None:
+        self._reset_evaluator()
+
+    def _reset_evaluator(self) -> None:
+        if self.evaluator is not None:
+            self.evaluator.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("valid")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test")
+
+    def _log_metrics(self, stage: str) -> None:
+        assert self.evaluator is not None
+        values = self.evaluator.compute()  # synced across processes by torchmetrics
+        self.evaluation_results[stage] = values  # exact (float64) values; logging casts to float32
+        self.log_dict({f"{stage}/{name}": value for name, value in values.items()}, sync_dist=False)

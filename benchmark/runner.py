@@ -1,0 +1,342 @@
+"""`run` and `evaluate`: train with early stopping, test the best checkpoint, write the record.
+
+The run record (DESIGN.md, "Run record") is written atomically to
+``<out>/runs/<run_id>/result.json``, with per-user test metrics beside it
+(``per_user_test.parquet``), TensorBoard logs under ``tb/`` and the best checkpoint under
+``checkpoints/best.ckpt``. The checkpoint carries the resolved run configuration, so
+``evaluate --checkpoint`` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as L
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from benchmark.config import DataConfig, TrainConfig, apply_overrides, config_hash
+from benchmark.data.datamodule import RecDataModule
+from benchmark.data.datasets import load_dataset
+from benchmark.data.prepare import PreparedData
+from benchmark.errors import BenchmarkError
+from benchmark.evaluation import Evaluator
+from benchmark.model import RecModule
+from benchmark.registry import ModelSpec, get_model
+
+MONITOR = "ndcg@10"
+CHECKPOINT_KEY = "benchmark_run"
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Everything that defines a run; stored in the record and in the checkpoint."""
+
+    model: str
+    data: str
+    raw_dir: str | None
+    seed: int
+    data_config: DataConfig
+    train_config: TrainConfig
+    model_config: Any
+
+    def resolved(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "data": self.data,
+            "seed": self.seed,
+            "data_config": dataclasses.asdict(self.data_config),
+            "train_config": dataclasses.asdict(self.train_config),
+            "model_config": dataclasses.asdict(self.model_config),
+        }
+
+    @property
+    def hash(self) -> str:
+        content = self.resolved()
+        content.pop("seed")  # runs that differ only in seed share a config hash
+        return config_hash(content)
+
+    @classmethod
+    def from_dict(cls, content: dict[str, Any], raw_dir: str | None) -> RunConfig:
+        spec = get_model(content["model"])
+        return cls(
+            model=content["model"],
+            data=content["data"],
+            raw_dir=raw_dir,
+            seed=content["seed"],
+            data_config=DataConfig(**content["data_config"]),
+            train_config=TrainConfig(**content["train_config"]),
+            model_config=type(spec.config)(**content["model_config"]),
+        )
+
+
+def resolve(model: str, data: str, overrides: dict[str, Any], *, seed: int = 0, raw_dir: str | None = None) -> RunConfig:
+    """Defaults < model's train defaults < ``overrides`` (config file, then --set)."""
+    spec: ModelSpec = get_model(model)
+    merged = {**spec.train_defaults, **overrides}
+    configs = apply_overrides({DataConfig: DataConfig(), TrainConfig: TrainConfig(), type(spec.config): spec.config}, merged)
+    train = configs[TrainConfig]
+    if 10 not in train.ks:
+        raise BenchmarkError(f"ks must include 10 (early stopping monitors {MONITOR}); got {train.ks}")
+    return RunConfig(model, data, raw_dir, seed, configs[DataConfig], train, configs[type(spec.config)])
+
+
+# --- environment facts for the record ---------------------------------------------------
+
+
+def code_version() -> dict[str, Any]:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        return {"git_sha": None, "dirty": None, "version": _version("llm4rec-bench")}
+    return {"git_sha": sha, "dirty": dirty, "version": _version("llm4rec-bench")}
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def package_versions() -> dict[str, str | None]:
+    names = ("torch", "lightning", "torchmetrics", "numpy", "pandas", "pyarrow", "transformers", "peft")
+    return {"python": platform.python_version(), **{n: _version(n) for n in names}}
+
+
+def hardware() -> dict[str, Any]:
+    info: dict[str, Any] = {"platform": platform.platform(), "machine": platform.machine(), "cpu_count": os.cpu_count()}
+    try:
+        info["memory_gb"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    info["torch_threads"] = torch.get_num_threads()
+    if torch.cuda.is_available():
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return info
+
+
+def atomic_write_json(path: Path, content: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(content, fh, indent=2, default=str)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+# --- Lightning plumbing -----------------------------------------------------------------
+
+
+class EpochTimer(Callback):
+    """Training time per epoch, excluding the validation pass that ends it."""
+
+    def __init__(self) -> None:
+        self.epoch_seconds: list[float] = []
+        self._start: float | None = None
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def _stop(self) -> None:
+        if self._start is not None:
+            self.epoch_seconds.append(time.perf_counter() - self._start)
+            self._start = None
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.training:
+            self._stop()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._stop()
+
+
+class StoreRunConfig(Callback):
+    """Puts the resolved run configuration into every checkpoint."""
+
+    def __init__(self, content: dict[str, Any]) -> None:
+        self.content = content
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_KEY] = self.content
+
+
+def _quiet_lightning() -> None:
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _trainer(train: TrainConfig, *, max_epochs: int, callbacks: list[Callback], logger: Any, progress: bool) -> L.Trainer:
+    _quiet_lightning()
+    return L.Trainer(
+        max_epochs=max_epochs,
+        accelerator=train.accelerator,
+        devices=train.devices,
+        strategy=train.strategy,
+        callbacks=callbacks,
+        logger=logger,
+        deterministic=train.deterministic,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # RecDataModule shards itself (no padded duplicate users)
+        enable_progress_bar=progress,
+        enable_model_summary=progress,
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
+        log_every_n_steps=10,
+    )
+
+
+def build_model(cfg: RunConfig, data: PreparedData) -> RecModule:
+    spec = get_model(cfg.model)
+    return spec.cls(data.n_users, data.n_items, cfg.model_config)
+
+
+def _test(trainer: L.Trainer, model: RecModule, dm: RecDataModule, ks: list[int]) -> tuple[dict[str, float], pd.DataFrame, float]:
+    model.attach_evaluator(Evaluator(dm.data.n_items, ks=tuple(ks), collect_per_user=True))
+    start = time.perf_counter()
+    trainer.test(model, datamodule=dm, verbose=False)
+    seconds = time.perf_counter() - start
+    per_user = pd.DataFrame(model.evaluator.per_user())
+    if "user" in per_user:
+        per_user.insert(0, "raw_user_id", dm.data.user_ids[per_user["user"].to_numpy()].astype(str))
+    return dict(model.evaluation_results["test"]), per_user, seconds
+
+
+def new_run_id(cfg: RunConfig) -> str:
+    """Shared by all DDP processes: the launcher passes the parent's environment to its children."""
+    if "BENCHMARK_RUN_ID" not in os.environ:
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+        os.environ["BENCHMARK_RUN_ID"] = f"{stamp}-{cfg.model}-{cfg.data}-s{cfg.seed}-{uuid.uuid4().hex[:6]}"
+    return os.environ["BENCHMARK_RUN_ID"]
+
+
+def run(cfg: RunConfig, out_dir: str | Path = ".", *, progress: bool = True) -> dict[str, Any]:
+    """Train ``cfg.model`` on ``cfg.data``, test the best checkpoint, write and return the run record."""
+    started = dt.datetime.now(dt.timezone.utc)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    data = load_dataset(cfg.data, cfg.data_config, cfg.raw_dir)
+    model = build_model(cfg, data)
+    model.attach_evaluator(Evaluator(data.n_items, ks=tuple(cfg.train_config.ks)))
+    train = cfg.train_config
+    dm = RecDataModule(data, model.batch_spec(), eval_batch_size=train.eval_batch_size, seed=cfg.seed, num_workers=train.num_workers)
+
+    run_id = new_run_id(cfg)
+    run_dir = Path(out_dir) / "runs" / run_id
+    monitor = f"valid/{MONITOR}"
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=monitor, mode="max", save_top_k=1)
+    timer = EpochTimer()
+    callbacks = [
+        checkpoint,
+        EarlyStopping(monitor=monitor, mode="max", patience=train.patience),
+        timer,
+        StoreRunConfig(
+            {
+                **cfg.resolved(),
+                "run_id": run_id,
+                "dataset_fingerprint": data.fingerprint,
+                "raw_dir": str(Path(cfg.raw_dir).resolve()) if cfg.raw_dir else None,
+            }
+        ),
+    ]
+    logger = TensorBoardLogger(save_dir=str(run_dir), name="tb", version="", default_hp_metric=False)
+    trainer = _trainer(train, max_epochs=train.max_epochs, callbacks=callbacks, logger=logger, progress=progress)
+    logger.log_hyperparams(cfg.resolved())
+
+    fit_start = time.perf_counter()
+    trainer.fit(model, datamodule=dm)
+    train_seconds = time.perf_counter() - fit_start
+    epochs = trainer.current_epoch
+
+    if not checkpoint.best_model_path:
+        # Lightning saves only after an optimizer step; a model that trains by counting
+        # (Pop) takes none, so its final state, which is also its best, is saved here.
+        trainer.save_checkpoint(run_dir / "checkpoints" / "best.ckpt")
+        checkpoint.best_model_path = str(run_dir / "checkpoints" / "best.ckpt")
+    best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
+    model.load_state_dict(best["state_dict"])
+    trainer.validate(model, datamodule=dm, verbose=False)
+    valid = dict(model.evaluation_results["valid"])
+    test, per_user, eval_seconds = _test(trainer, model, dm, train.ks)
+
+    record = {
+        "run_id": run_id,
+        "model": cfg.model,
+        "dataset": cfg.data,
+        "data_source": data.source,
+        "dataset_fingerprint": data.fingerprint,
+        "dataset_stats": {"n_users": data.n_users, "n_items": data.n_items, "n_interactions": data.n_interactions, **data.stats},
+        "split": data.config.split,
+        "eval_protocol": "full",
+        "config": cfg.resolved(),
+        "config_hash": cfg.hash,
+        "seed": cfg.seed,
+        "code": code_version(),
+        "packages": package_versions(),
+        "hardware": hardware(),
+        "metrics": {"valid": valid, "test": test},
+        "best_epoch": int(best["epoch"]) + 1,
+        "timings": {
+            "train_seconds": round(train_seconds, 3),
+            "epochs": epochs,
+            "seconds_per_epoch": round(statistics.median(timer.epoch_seconds), 4) if timer.epoch_seconds else None,
+            "eval_seconds": round(eval_seconds, 3),
+        },
+        "started": started.isoformat(timespec="seconds"),
+        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "status": "completed",
+        "files": {"checkpoint": "checkpoints/best.ckpt", "per_user": "per_user_test.parquet", "tensorboard": "tb"},
+    }
+    if trainer.is_global_zero:
+        per_user.to_parquet(run_dir / "per_user_test.parquet", index=False)
+        atomic_write_json(run_dir / "result.json", record)
+    return record
+
+
+def evaluate_checkpoint(
+    path: str | Path, *, raw_dir: str | None = None, devices: int | None = None, accelerator: str | None = None, strategy: str | None = None
+) -> dict[str, Any]:
+    """Re-evaluate a saved run's best checkpoint on its test split."""
+    path = Path(path)
+    if not path.is_file():
+        raise BenchmarkError(f"checkpoint {path} not found")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    if CHECKPOINT_KEY not in checkpoint:
+        raise BenchmarkError(f"{path} is not a checkpoint written by `python -m benchmark run`")
+    content = checkpoint[CHECKPOINT_KEY]
+    cfg = RunConfig.from_dict(content, raw_dir or content.get("raw_dir"))
+    overrides = {k: v for k, v in {"devices": devices, "accelerator": accelerator, "strategy": strategy}.items() if v is not None}
+    cfg.train_config = dataclasses.replace(cfg.train_config, **overrides)
+    data = load_dataset(cfg.data, cfg.data_config, cfg.raw_dir)
+    if data.fingerprint != content["dataset_fingerprint"]:
+        raise BenchmarkError(f"the prepared data no longer matches the run's dataset fingerprint ({cfg.data}); was the raw data changed?")
+    model = build_model(cfg, data)
+    model.load_state_dict(checkpoint["state_dict"])
+    dm = RecDataModule(data, model.batch_spec(), eval_batch_size=cfg.train_config.eval_batch_size, seed=cfg.seed)
+    trainer = _trainer(cfg.train_config, max_epochs=1, callbacks=[], logger=False, progress=True)
+    test, _, eval_seconds = _test(trainer, model, dm, cfg.train_config.ks)
+    return {
+        "run_id": content.get("run_id"),
+        "model": cfg.model,
+        "dataset": cfg.data,
+        "data_source": data.source,
+        "dataset_fingerprint": data.fingerprint,
+        "metrics": {"test": test},
+        "timings": {"eval_seconds": round(eval_seconds, 3)},
+    }
+

@@ -1,0 +1,95 @@
+"""RecDataModule batches against their definitions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmark.data.datamodule import EpochBatchSampler, RecDataModule
+from benchmark.data.datasets import load_dataset
+from benchmark.model import BatchSpec
+
+
+@pytest.fixture(scope="module")
+def data(tiny_ml: Path):
+    return load_dataset("synthetic-ml", raw_dir=tiny_ml)
+
+
+def _user_items(part) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for u, i in zip(part.user.tolist(), part.item.tolist()):
+        out.setdefault(u, []).append(i)
+    return out
+
+
+def test_pairwise_epoch_covers_each_interaction_once_with_true_negatives(data) -> None:
+    dm = RecDataModule(data, BatchSpec("pairwise", batch_size=97, num_negatives=3), seed=1)
+    train = _user_items(data.train)
+    pairs, first = [], []
+    for batch in dm.train_dataloader():
+        users, pos, neg = batch["users"].numpy(), batch["pos_items"].numpy(), batch["neg_items"].numpy()
+        assert neg.shape == (len(users), 3)
+        for u, p, ns in zip(users, pos, neg):
+            pairs.append((u, p))
+            assert not set(ns.tolist()) & set(train[u])
+        first.append(neg)
+    expected = sorted(zip(data.train.user.tolist(), data.train.item.tolist()))
+    assert sorted((int(u), int(p)) for u, p in pairs) == expected
+    again = [b["neg_items"].numpy() for b in dm.train_dataloader()]
+    assert all((a == b).all() for a, b in zip(first, again))  # same epoch, same seed: same batches
+
+
+def test_sequential_windows_cover_every_transition_once(data) -> None:
+    length = 7
+    dm = RecDataModule(data, BatchSpec("sequential", batch_size=64, history_length=length))
+    pad = data.n_items
+    seen = []
+    for batch in dm.train_dataloader():
+        for u, inp, tgt in zip(batch["users"].tolist(), batch["input_seq"].numpy(), batch["target_seq"].numpy()):
+            real = inp != pad
+            assert (tgt[~real] == pad).all() and (tgt[real] != pad).all()
+            assert real[::-1].cumprod().sum() == real.sum()  # left-padded
+            seen += [(u, a, b) for a, b in zip(inp[real], tgt[real])]
+    train = _user_items(data.train)
+    expected = [(u, s[j], s[j + 1]) for u, s in train.items() for j in range(len(s) - 1)]
+    assert sorted(seen) == sorted(expected)
+
+
+@pytest.mark.parametrize("stage", ["valid", "test"])
+def test_eval_batches_mask_the_past_and_hold_out_the_future(data, stage: str) -> None:
+    length = 5
+    dm = RecDataModule(data, BatchSpec("pairwise", 64, history_length=length), eval_batch_size=33)
+    loader = dm.val_dataloader() if stage == "valid" else dm.test_dataloader()
+    train, valid, test = _user_items(data.train), _user_items(data.valid), _user_items(data.test)
+    users_seen = []
+    for batch in loader:
+        for row, u in enumerate(batch["users"].tolist()):
+            users_seen.append(u)
+            past = train.get(u, []) + (valid.get(u, []) if stage == "test" else [])
+            held = (valid if stage == "valid" else test)[u]
+            seen = batch["seen_items"][batch["seen_rows"] == row].tolist()
+            rel = batch["rel_items"][batch["rel_rows"] == row].tolist()
+            assert sorted(seen) == sorted(past)
+            assert rel == held
+            hist = batch["history"][row].tolist()
+            expected = past[-length:]
+            assert hist == [data.n_items] * (length - len(expected)) + expected
+    assert sorted(users_seen) == sorted((valid if stage == "valid" else test).keys())
+
+
+def test_eval_shards_are_disjoint_and_complete() -> None:
+    shards = [
+        np.concatenate([idx for _, _, idx in EpochBatchSampler(101, 10, shuffle=False, seed=0, rank=r, world_size=2)]) for r in (0, 1)
+    ]
+    assert not set(shards[0]) & set(shards[1])
+    assert sorted(np.concatenate(shards).tolist()) == list(range(101))
+
+
+def test_train_shards_have_equal_length_and_reshuffle_per_epoch() -> None:
+    samplers = [EpochBatchSampler(101, 10, shuffle=True, seed=0, rank=r, world_size=2) for r in (0, 1)]
+    first = [np.concatenate([idx for _, _, idx in s]) for s in samplers]
+    assert len(first[0]) == len(first[1]) == 50 and not set(first[0]) & set(first[1])
+    samplers[0].set_epoch(1)
+    assert not np.array_equal(np.concatenate([idx for _, _, idx in samplers[0]]), first[0])

@@ -1,0 +1,102 @@
+"""`python -m benchmark run` / `evaluate` end to end on tiny simulated data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmark.cli import main
+
+METRIC_KEYS = {f"{m}@{k}" for m in ("ndcg", "hr", "recall", "mrr") for k in (5, 10, 20)}
+
+
+def _run(tiny_ml: Path, out: Path, model: str, *extra: str) -> dict:
+    code = main(
+        ["run", "--model", model, "--data", "synthetic-ml", "--raw-dir", str(tiny_ml), "--out", str(out), "--no-progress", *extra]
+    )
+    assert code == 0
+    (record,) = out.glob("runs/*/result.json")
+    return json.loads(record.read_text())
+
+
+def test_run_writes_a_complete_record(tiny_ml: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    record = _run(tiny_ml, tmp_path / "out", "bpr", "--max-epochs", "3", "--seed", "5", "--output", str(tmp_path / "r.json"))
+    printed = capsys.readouterr().out
+    assert "ndcg" in printed and "test@10" in printed
+    assert record["model"] == "bpr" and record["dataset"] == "synthetic-ml" and record["data_source"] == "synthetic"
+    assert record["split"] == "loo" and record["eval_protocol"] == "full" and record["status"] == "completed"
+    assert len(record["dataset_fingerprint"]) == 64 and len(record["config_hash"]) == 12
+    assert record["seed"] == 5 and record["config"]["model_config"]["embedding_dim"] == 64
+    assert set(record["code"]) >= {"git_sha", "dirty"} and record["packages"]["torch"]
+    assert set(record["metrics"]["test"]) == METRIC_KEYS and set(record["metrics"]["valid"]) == METRIC_KEYS
+    assert record["timings"]["epochs"] == 3 and record["timings"]["seconds_per_epoch"] > 0
+    assert 1 <= record["best_epoch"] <= 3
+    run_dir = tmp_path / "out" / "runs" / record["run_id"]
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file() and any((run_dir / "tb").rglob("events.out.tfevents*"))
+    per_user = pd.read_parquet(run_dir / "per_user_test.parquet")
+    assert len(per_user) == record["dataset_stats"]["n_users"]  # every user of the tiny set is a test user
+    assert per_user["ndcg@10"].mean() == pytest.approx(record["metrics"]["test"]["ndcg@10"], abs=1e-12)
+    flat = json.loads((tmp_path / "r.json").read_text())
+    assert flat["ndcg@10"] == record["metrics"]["test"]["ndcg@10"] and "valid/ndcg@10" in flat
+
+
+def test_same_seed_gives_identical_metrics(tiny_ml: Path, tmp_path: Path) -> None:
+    first = _run(tiny_ml, tmp_path / "a", "sasrec", "--max-epochs", "2", "--set", "max_seq_length=10")
+    second = _run(tiny_ml, tmp_path / "b", "sasrec", "--max-epochs", "2", "--set", "max_seq_length=10")
+    assert first["metrics"]["test"] == second["metrics"]["test"]
+    assert first["config_hash"] == second["config_hash"]
+
+
+def test_evaluate_checkpoint_reproduces_the_test_metrics(tiny_ml: Path, tmp_path: Path) -> None:
+    record = _run(tiny_ml, tmp_path / "out", "bpr", "--max-epochs", "2")
+    ckpt = tmp_path / "out" / "runs" / record["run_id"] / "checkpoints" / "best.ckpt"
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--output", str(tmp_path / "e.json")]) == 0
+    again = json.loads((tmp_path / "e.json").read_text())
+    for key, value in record["metrics"]["test"].items():
+        assert again[key] == pytest.approx(value, abs=1e-12)
+
+
+def test_pop_is_saved_and_restored(tiny_ml: Path, tmp_path: Path) -> None:
+    record = _run(tiny_ml, tmp_path / "out", "pop")
+    assert record["timings"]["epochs"] == 1
+    ckpt = tmp_path / "out" / "runs" / record["run_id"] / "checkpoints" / "best.ckpt"
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--output", str(tmp_path / "e.json")]) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["ndcg@10"] == pytest.approx(record["metrics"]["test"]["ndcg@10"])
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["run", "--model", "nope", "--data", "synthetic-ml"], "choose from 'pop', 'bpr', 'sasrec'"),
+        (["run", "--model", "bpr", "--data", "nope"], "ml-latest-small"),
+        (["data", "info", "--data", "nope"], "synthetic-ml"),
+    ],
+)
+def test_unknown_names_list_the_choices(argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2 and expected in capsys.readouterr().err
+
+
+def test_unknown_set_key_lists_the_valid_keys(tiny_ml: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", "--model", "bpr", "--data", "synthetic-ml", "--raw-dir", str(tiny_ml), "--set", "embeding_dim=8", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "embeding_dim" in err and "embedding_dim" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [[], ["run"], ["evaluate"], ["data"], ["data", "prepare"], ["data", "info"], ["models"], ["datasets"]])
+def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--help"])
+    assert info.value.code == 0 and "usage:" in capsys.readouterr().out
+
+
+def test_data_info_output(tiny_ml: Path, tmp_path: Path) -> None:
+    assert main(["data", "info", "--data", "synthetic-ml", "--raw-dir", str(tiny_ml), "--output", str(tmp_path / "i.json")]) == 0
+    info = json.loads((tmp_path / "i.json").read_text())
+    assert info["n_users"] == 200 and info["n_interactions"] == info["n_train"] + info["n_valid"] + info["n_test"]
+    assert info["density"] == pytest.approx(info["n_interactions"] / (info["n_users"] * info["n_items"]))
+    assert info["data_source"] == "synthetic" and len(info["fingerprint"]) == 64
