@@ -70,7 +70,10 @@ class RecModule(L.LightningModule):
 
     # --- the contract: implement one of these --------------------------------------
     def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Scores of every item for the batch's users: FloatTensor [B, n_items]."""
+        """Scores of every item for the batch's users: FloatTensor [B, n_items].
+
+        Return a fresh tensor: the harness masks seen items in place.
+        """
         raise NotImplementedError
 
     def recommend(self, batch: dict[str, torch.Tensor], k: int) -> torch.Tensor:

@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,10 @@ class StoreRunConfig(Callback):
 
 
 def _quiet_lightning() -> None:
+    """Drop Lightning's start-up chatter and warnings that say nothing about the run."""
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
 

@@ -66,21 +66,23 @@ class EpochBatchSampler(Sampler):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _indices(self) -> np.ndarray:
-        if not self.shuffle:
-            return np.arange(self.n)[self.rank :: self.world_size]
+    def _batches(self) -> list[np.ndarray]:
+        if not self.shuffle:  # evaluation: plain batches; ranks may differ by one batch
+            shard = np.arange(self.n)[self.rank :: self.world_size]
+            return [shard[i : i + self.batch_size] for i in range(0, len(shard), self.batch_size)]
         order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
-        per_rank = self.n // self.world_size
-        return order[self.rank * per_rank : (self.rank + 1) * per_rank]
+        shard = order[self.rank :: self.world_size]
+        # Training: every rank takes the same number of near-equal batches (DDP needs equal
+        # step counts) and no example is dropped or repeated, so an epoch is exactly the data.
+        n_batches = -(-(-(-self.n // self.world_size)) // self.batch_size)
+        return np.array_split(shard, n_batches) if len(shard) else []
 
     def __iter__(self) -> Iterator[tuple[int, int, np.ndarray]]:
-        indices = self._indices()
-        for number, start in enumerate(range(0, len(indices), self.batch_size)):
-            yield self.epoch, number, indices[start : start + self.batch_size]
+        for number, indices in enumerate(self._batches()):
+            yield self.epoch, number, indices
 
     def __len__(self) -> int:
-        size = len(self._indices())
-        return (size + self.batch_size - 1) // self.batch_size
+        return len(self._batches())
 
 
 def _contains(sorted_keys: np.ndarray, queries: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import pytest
 
 from benchmark.cli import main
 
-METRIC_KEYS = {f"{m}@{k}" for m in ("ndcg", "hr", "recall", "mrr") for k in (5, 10, 20)}
+METRIC_KEYS = {f"{m}@{k}" for m in ("ndcg", "hr", "recall", "mrr", "map") for k in (5, 10, 20)}
 
 
 def _run(tiny_ml: Path, out: Path, model: str, *extra: str) -> dict:

@@ -87,9 +87,12 @@ def test_eval_shards_are_disjoint_and_complete() -> None:
     assert sorted(np.concatenate(shards).tolist()) == list(range(101))
 
 
-def test_train_shards_have_equal_length_and_reshuffle_per_epoch() -> None:
+def test_train_shards_are_complete_with_equal_batch_counts_and_reshuffle_per_epoch() -> None:
     samplers = [EpochBatchSampler(101, 10, shuffle=True, seed=0, rank=r, world_size=2) for r in (0, 1)]
-    first = [np.concatenate([idx for _, _, idx in s]) for s in samplers]
-    assert len(first[0]) == len(first[1]) == 50 and not set(first[0]) & set(first[1])
+    batches = [[idx for _, _, idx in s] for s in samplers]
+    assert len(batches[0]) == len(batches[1]) == 6  # ceil(ceil(101 / 2) / 10)
+    first = [np.concatenate(b) for b in batches]
+    assert not set(first[0]) & set(first[1])
+    assert sorted(np.concatenate(first).tolist()) == list(range(101))  # nothing dropped or repeated
     samplers[0].set_epoch(1)
     assert not np.array_equal(np.concatenate([idx for _, _, idx in samplers[0]]), first[0])

@@ -1,0 +1,357 @@
+"""Evaluation engine: exact top-K with lower-index tie-breaking, masking, and the Evaluator
+against a slow per-user reference written straight from DESIGN.md's definitions."""
+
+from __future__ import annotations
+
+import math
+import random
+import warnings
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from benchmark import evaluation
+from benchmark.evaluation import Evaluator, mask_seen, top_k
+from benchmark.model import RecModule
+
+INF = float("inf")
+
+
+def reference_top_k(row: list[float], k: int) -> list[int]:
+    return sorted(range(len(row)), key=lambda i: (-row[i], i))[:k]
+
+
+# --- top_k ------------------------------------------------------------------------------
+
+
+def test_all_equal_scores_give_the_lowest_indices() -> None:
+    items, valid = top_k(torch.zeros(2, 10), 3)
+    assert items.tolist() == [[0, 1, 2], [0, 1, 2]]
+    assert valid.all()
+
+
+def test_ties_straddling_the_cut_and_order_within_the_list() -> None:
+    scores = torch.tensor([[0.0, 5, 3, 3, 3, 1, 3], [1, 2, 2, 0, 2, 2, 2]])
+    items, _ = top_k(scores, 3)
+    assert items.tolist() == [[1, 2, 3], [1, 2, 4]]
+    items, _ = top_k(scores, 6)
+    assert items.tolist() == [[1, 2, 3, 4, 6, 5], [1, 2, 4, 5, 6, 0]]
+
+
+def test_minus_inf_is_invalid_and_k_larger_than_catalogue() -> None:
+    scores = torch.tensor([[-INF, 1.0, -INF, 0.0], [-INF, -INF, -INF, -INF], [INF, 0.0, INF, 2.0]])
+    items, valid = top_k(scores, 10)
+    assert items.tolist() == [[1, 3, 0, 2], [0, 1, 2, 3], [0, 2, 3, 1]]
+    assert valid.tolist() == [[True, True, False, False], [False] * 4, [True] * 4]
+    items, valid = top_k(scores, 3)
+    assert items.tolist() == [[1, 3, 0], [0, 1, 2], [0, 2, 3]]
+    assert valid.tolist() == [[True, True, False], [False] * 3, [True] * 3]
+
+
+def test_nan_scores_are_rejected() -> None:
+    with pytest.raises(ValueError, match="NaN"):
+        top_k(torch.tensor([[1.0, float("nan"), 0.0]]), 2)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    data=st.data(),
+    n_rows=st.integers(1, 5),
+    n_items=st.integers(1, 30),
+    k=st.integers(1, 35),
+    window=st.sampled_from([1, 2, 2048]),
+    chunk=st.sampled_from([1, 40, 1 << 24]),
+)
+def test_top_k_matches_python_sort(
+    data: st.DataObject, n_rows: int, n_items: int, k: int, window: int, chunk: int
+) -> None:
+    values = st.sampled_from([-INF, 0.0, 1.0, 2.0, 3.0, INF])
+    rows = [data.draw(st.lists(values, min_size=n_items, max_size=n_items)) for _ in range(n_rows)]
+    with mock.patch.object(evaluation, "_TIE_WINDOW", window), mock.patch.object(evaluation, "_TIE_CHUNK", chunk):
+        items, valid = top_k(torch.tensor(rows), k)
+    expected = [reference_top_k(row, k) for row in rows]
+    assert items.tolist() == expected
+    assert valid.tolist() == [[row[i] > -INF for i in ranked] for row, ranked in zip(rows, expected)]
+
+
+def test_top_k_popularity_like_ties_at_scale() -> None:
+    generator = torch.Generator().manual_seed(0)
+    popularity = torch.randint(0, 40, (1, 3000), generator=generator).float()
+    scores = torch.cat([popularity.expand(50, -1), torch.randint(0, 3, (50, 3000), generator=generator).float()])
+    items, _ = top_k(scores, 20)
+    expected = [np.lexsort((np.arange(3000), -row))[:20].tolist() for row in scores.numpy()]
+    assert items.tolist() == expected
+
+
+def test_masked_items_never_rank_above_unmasked_ones() -> None:
+    scores = torch.tensor([[9.0, 1.0, 8.0, 2.0], [0.0, 0.0, 0.0, 7.0]])
+    mask_seen(scores, torch.tensor([0, 0, 1]), torch.tensor([0, 2, 3]))
+    items, valid = top_k(scores, 3)
+    assert items.tolist() == [[3, 1, 0], [0, 1, 2]]
+    assert valid.tolist() == [[True, True, False], [True, True, True]]
+
+
+# --- Evaluator --------------------------------------------------------------------------
+
+
+class FixedScores(RecModule):
+    """A dense model with a fixed [n_users, n_items] score matrix."""
+
+    def __init__(self, scores: torch.Tensor) -> None:
+        super().__init__(*scores.shape)
+        self.scores = scores
+
+    def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.scores[batch["users"]]
+
+
+class Popularity(RecModule):
+    """Returns one shared row expanded to the batch (not writable in place)."""
+
+    def __init__(self, counts: torch.Tensor) -> None:
+        super().__init__(1, counts.numel())
+        self.counts = counts
+
+    def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.counts.expand(batch["users"].numel(), -1)
+
+
+class FixedLists(RecModule):
+    """A generative model returning fixed (possibly malformed) id lists."""
+
+    def __init__(self, lists: torch.Tensor, n_items: int) -> None:
+        super().__init__(lists.shape[0], n_items)
+        self.lists = lists
+
+    def recommend(self, batch: dict[str, torch.Tensor], k: int) -> torch.Tensor:
+        return self.lists[batch["users"], :k]
+
+
+def make_batch(users: list[int], seen: dict[int, list[int]], relevant: dict[int, list[int]]) -> dict[str, torch.Tensor]:
+    def pairs(table: dict[int, list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = [row for row, user in enumerate(users) for _ in table.get(user, [])]
+        items = [item for user in users for item in table.get(user, [])]
+        return torch.tensor(rows, dtype=torch.long), torch.tensor(items, dtype=torch.long)
+
+    seen_rows, seen_items = pairs(seen)
+    rel_rows, rel_items = pairs(relevant)
+    return {
+        "users": torch.tensor(users, dtype=torch.long),
+        "history": torch.zeros(len(users), 1, dtype=torch.long),
+        "seen_rows": seen_rows,
+        "seen_items": seen_items,
+        "rel_rows": rel_rows,
+        "rel_items": rel_items,
+    }
+
+
+def reference_user_metrics(ranked: list[int], relevant: set[int], k: int) -> dict[str, float]:
+    """DESIGN.md's definitions, literally."""
+    top = ranked[:k]
+    rel = [1 if item in relevant else 0 for item in top]
+    n_ideal = min(len(relevant), k)
+    dcg = sum(r / math.log2(rank + 1) for rank, r in enumerate(rel, start=1))
+    idcg = sum(1 / math.log2(rank + 1) for rank in range(1, n_ideal + 1))
+    first = next((rank for rank, r in enumerate(rel, start=1) if r), None)
+    precision_sum = sum(sum(rel[:rank]) / rank for rank, r in enumerate(rel, start=1) if r)
+    return {
+        f"ndcg@{k}": dcg / idcg,
+        f"hr@{k}": float(any(rel)),
+        f"recall@{k}": sum(rel) / len(relevant),
+        f"mrr@{k}": 1 / first if first else 0.0,
+        f"map@{k}": precision_sum / n_ideal,
+    }
+
+
+N_USERS, N_ITEMS, KS = 37, 30, (1, 5, 10, 40)
+
+
+@pytest.fixture(scope="module")
+def random_setup() -> tuple[torch.Tensor, dict[int, list[int]], dict[int, list[int]]]:
+    rng = random.Random(7)
+    scores = torch.tensor([[float(rng.randint(0, 4)) for _ in range(N_ITEMS)] for _ in range(N_USERS)])
+    scores[3] = 1.0  # one user with all scores tied
+    seen, relevant = {}, {}
+    for user in range(N_USERS):
+        n_seen = N_ITEMS - 3 if user == 5 else rng.randint(0, 10)  # user 5: fewer candidates than k
+        items = rng.sample(range(N_ITEMS), N_ITEMS)
+        seen[user] = items[:n_seen]
+        n_rel = 0 if user % 6 == 0 else rng.randint(1, 3 if user == 5 else 12)
+        relevant[user] = items[n_seen : n_seen + n_rel]
+    return scores, seen, relevant
+
+
+def reference(scores: torch.Tensor, seen: dict[int, list[int]], relevant: dict[int, list[int]]) -> dict[int, dict[str, float]]:
+    per_user = {}
+    for user in range(N_USERS):
+        if not relevant[user]:
+            continue
+        row = [(-INF if item in seen[user] else value) for item, value in enumerate(scores[user].tolist())]
+        ranked = [item for item in reference_top_k(row, max(KS)) if row[item] > -INF]
+        per_user[user] = {
+            key: value for k in KS for key, value in reference_user_metrics(ranked, set(relevant[user]), k).items()
+        }
+    return per_user
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, N_USERS])
+def test_evaluator_matches_reference_for_any_batching(random_setup, batch_size: int) -> None:
+    scores, seen, relevant = random_setup
+    expected_per_user = reference(scores, seen, relevant)
+    evaluator = Evaluator(N_ITEMS, ks=KS, metrics=tuple(evaluation.ACCURACY_METRICS), collect_per_user=True)
+    model = FixedScores(scores)
+    order = list(range(N_USERS))
+    random.Random(batch_size).shuffle(order)
+    for start in range(0, N_USERS, batch_size):
+        evaluator.update(model, make_batch(order[start : start + batch_size], seen, relevant))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        values = evaluator.compute()
+    keys = [f"{name}@{k}" for name in ("ndcg", "hr", "recall", "mrr", "map") for k in KS]
+    assert list(values) == keys  # no valid_ratio for dense models
+    for key in keys:
+        mean = sum(user[key] for user in expected_per_user.values()) / len(expected_per_user)
+        assert values[key] == pytest.approx(mean, rel=1e-6), key
+
+    per_user = evaluator.per_user()
+    assert per_user["user"].tolist() == sorted(expected_per_user)
+    for key in keys:
+        expected = [expected_per_user[user][key] for user in per_user["user"]]
+        assert per_user[key].tolist() == pytest.approx(expected, rel=1e-6), key
+    assert scores[3].eq(1.0).all()  # the model's own matrix is untouched by masking
+
+    evaluator.reset()
+    assert evaluator.per_user()["user"].size == 0
+
+
+class CachedSlice(RecModule):
+    """Returns a view (row slice) of a cached score matrix."""
+
+    def __init__(self, cache: torch.Tensor) -> None:
+        super().__init__(*cache.shape)
+        self.cache = cache
+
+    def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.cache[int(batch["users"][0]) : int(batch["users"][-1]) + 1]
+
+
+@pytest.mark.parametrize("n_rows", [1, 3])
+def test_masking_never_writes_into_model_tensors(n_rows: int) -> None:
+    counts = torch.tensor([5.0, 9.0, 9.0, 1.0, 9.0])
+    batch = make_batch(list(range(n_rows)), seen={0: [1]}, relevant={0: [4]})
+    evaluator = Evaluator(5, ks=(2,), metrics=("hr",))
+    evaluator.update(Popularity(counts), batch)
+    assert evaluator.compute() == {"hr@2": 1.0}  # ranks 2, 4 (1 masked)
+    assert counts.tolist() == [5.0, 9.0, 9.0, 1.0, 9.0]
+    cache = counts.repeat(3, 1)
+    evaluator.update(CachedSlice(cache), batch)
+    assert cache.eq(counts).all()
+    parameter = torch.nn.Parameter(counts.repeat(n_rows, 1))
+    model = FixedScores(counts.repeat(n_rows, 1))
+    model.score = lambda batch: parameter  # type: ignore[method-assign]
+    evaluator.update(model, batch)
+    assert parameter.eq(counts).all()
+
+
+def test_no_per_user_state_unless_asked() -> None:
+    evaluator = Evaluator(4, ks=(2,))
+    evaluator.update(FixedScores(torch.rand(3, 4)), make_batch([0, 1, 2], {}, {0: [1], 2: [3]}))
+    assert evaluator._users == [] and all(values == [] for values in evaluator._values.values())
+    with pytest.raises(RuntimeError, match="collect_per_user"):
+        evaluator.per_user()
+
+
+def test_generative_model_invalid_ids_and_valid_ratio() -> None:
+    n_items = 6
+    lists = torch.tensor(
+        [
+            [2, 2, 4, 5],  # repeat of relevant 2 counts once; valid: T F T T
+            [-1, 6, 99, 0],  # unknown ids; valid: F F F T
+            [1, 3, 5, 0],  # user without relevant items: excluded everywhere
+        ]
+    )
+    relevant = {0: [2, 5], 1: [0, 3]}
+    evaluator = Evaluator(n_items, ks=(2, 4), metrics=("hr", "recall", "ndcg", "mrr"), collect_per_user=True)
+    evaluator.update(FixedLists(lists, n_items), make_batch([0, 1, 2], {}, relevant))
+    values = evaluator.compute()
+    idcg2 = 1 + 1 / math.log2(3)
+    assert values == pytest.approx(
+        {
+            "hr@2": (1 + 0) / 2,
+            "hr@4": (1 + 1) / 2,
+            "recall@2": (1 / 2 + 0) / 2,
+            "recall@4": (2 / 2 + 1 / 2) / 2,
+            "ndcg@2": (1 / idcg2 + 0) / 2,
+            "ndcg@4": ((1 + 1 / math.log2(5)) / idcg2 + (1 / math.log2(5)) / idcg2) / 2,
+            "mrr@2": (1 + 0) / 2,
+            "mrr@4": (1 + 1 / 4) / 2,
+            "valid_ratio": (3 + 1) / 8,
+        }
+    )
+    assert evaluator.per_user()["user"].tolist() == [0, 1]
+
+
+def test_wrong_model_outputs_are_rejected() -> None:
+    batch = make_batch([0, 1], {}, {0: [0]})
+    with pytest.raises(ValueError, match=r"score must return a float tensor of shape \(2, 4\)"):
+        Evaluator(4, ks=(2,)).update(FixedScores(torch.rand(2, 5)), batch)
+    with pytest.raises(ValueError, match=r"recommend must return a LongTensor of shape \(2, 3\)"):
+        Evaluator(4, ks=(3,)).update(FixedLists(torch.zeros(2, 2, dtype=torch.long), 4), batch)
+    with pytest.raises(ValueError, match="unknown metric"):
+        Evaluator(4, metrics=("ndcg", "auc"))
+
+
+def test_metric_states_move_with_the_module() -> None:
+    evaluator = Evaluator(10, ks=(5, 10), metrics=("ndcg", "map")).to("meta")
+    assert list(evaluator.metrics) == ["ndcg@5", "ndcg@10", "map@5", "map@10"]
+    for metric in (*evaluator.metrics.values(), evaluator.valid_ratio):
+        assert all(getattr(metric, state).device.type == "meta" for state in metric._defaults)
+
+
+def _ddp_worker(rank: int, world_size: int, init_file: str, setup, results) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    try:
+        scores, seen, relevant = setup
+        evaluator = Evaluator(N_ITEMS, ks=KS, collect_per_user=True)
+        users = list(range(rank, N_USERS, world_size))
+        for start in range(0, len(users), 4):
+            evaluator.update(FixedScores(scores), make_batch(users[start : start + 4], seen, relevant))
+        results.put((evaluator.compute(), evaluator.per_user()))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_ddp_sync_and_per_user_gather(random_setup, tmp_path) -> None:
+    """Two gloo processes, each with half the users, report what one process reports."""
+    results = torch.multiprocessing.get_context("spawn").SimpleQueue()
+    torch.multiprocessing.spawn(
+        _ddp_worker, args=(2, str(tmp_path / "init"), random_setup, results), nprocs=2, join=True
+    )
+    scores, seen, relevant = random_setup
+    single = Evaluator(N_ITEMS, ks=KS, collect_per_user=True)
+    single.update(FixedScores(scores), make_batch(list(range(N_USERS)), seen, relevant))
+    expected_values, expected_per_user = single.compute(), single.per_user()
+    for _ in range(2):  # every rank gets the synced values and everyone's per-user values
+        values, per_user = results.get()
+        assert values == pytest.approx(expected_values)
+        assert per_user.keys() == expected_per_user.keys()
+        for key, array in per_user.items():
+            assert array.tolist() == pytest.approx(expected_per_user[key].tolist()), key
+
+
+def test_per_user_keeps_a_repeated_user_once(random_setup) -> None:
+    """A padding distributed sampler can serve a user twice; its values are identical."""
+    scores, seen, relevant = random_setup
+    evaluator = Evaluator(N_ITEMS, ks=(5,), metrics=("ndcg",), collect_per_user=True)
+    for users in ([1, 2], [2, 4]):
+        evaluator.update(FixedScores(scores), make_batch(users, seen, relevant))
+    per_user = evaluator.per_user()
+    assert per_user["user"].tolist() == [1, 2, 4]
+    assert per_user["ndcg@5"].tolist() == pytest.approx(
+        [reference(scores, seen, relevant)[user]["ndcg@5"] for user in (1, 2, 4)]
+    )
