@@ -273,7 +273,10 @@ def run(cfg: RunConfig, out_dir: str | Path = ".", *, progress: bool = True) -> 
         # (Pop) takes none, so its final state, which is also its best, is saved here.
         trainer.save_checkpoint(run_dir / "checkpoints" / "best.ckpt")
         checkpoint.best_model_path = str(run_dir / "checkpoints" / "best.ckpt")
+        best_epoch = epochs
     best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
+    if checkpoint.best_model_score is not None:
+        best_epoch = int(best["epoch"]) + 1  # saved during its (0-based) epoch
     model.load_state_dict(best["state_dict"])
     trainer.validate(model, datamodule=dm, verbose=False)
     valid = dict(model.evaluation_results["valid"])
@@ -295,7 +298,7 @@ def run(cfg: RunConfig, out_dir: str | Path = ".", *, progress: bool = True) -> 
         "packages": package_versions(),
         "hardware": hardware(),
         "metrics": {"valid": valid, "test": test},
-        "best_epoch": int(best["epoch"]) + 1,
+        "best_epoch": best_epoch,
         "timings": {
             "train_seconds": round(train_seconds, 3),
             "epochs": epochs,

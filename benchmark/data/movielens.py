@@ -3,7 +3,8 @@
 Files: ``ratings.csv`` (userId,movieId,rating,timestamp; required), ``movies.csv``
 (movieId,title,genres with '|'; required), ``tags.csv`` (userId,movieId,tag,timestamp;
 optional) and ``links.csv`` (movieId,imdbId,tmdbId; optional).
-Side information per movie: title, year (parsed from the title), genres, user tags,
+Side information per movie: title, year (parsed from the title), genres (column
+``categories``, the name every reader uses for item categories), user tags,
 IMDb/TMDb ids.
 """
 
@@ -77,7 +78,7 @@ def _read_movies(path: Path, on_bad_line: str) -> tuple[pd.DataFrame, int]:
     year = titles.str.extract(_YEAR, expand=False)
     genres = movies["genres"].fillna("").map(lambda g: [] if g in ("", _NO_GENRES) else g.split("|"))
     items = pd.DataFrame(
-        {"title": titles.to_numpy(), "year": pd.to_numeric(year).astype("Int64").to_numpy(), "genres": genres.to_numpy()},
+        {"title": titles.to_numpy(), "year": pd.to_numeric(year).astype("Int64").to_numpy(), "categories": genres.to_numpy()},
         index=pd.Index(movies["movieId"].to_numpy(), name="raw_id"),
     )
     return items, skipped

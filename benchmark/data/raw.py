@@ -12,8 +12,10 @@ import pandas as pd
 class RawData:
     """Interactions exactly as read (raw ids, file order) and per-item side information.
 
-    ``items`` is indexed by raw item id; its columns are the dataset's modalities
-    (e.g. title, year, genres, tags). Items without side information may be absent.
+    ``items`` is indexed by raw item id; its columns are the dataset's modalities.
+    Shared column names across readers: ``title`` (str), ``categories`` (list of str:
+    genres, categories), ``tags`` (list of str); others are dataset-specific (year,
+    brand, city, state, price, ...). Items without side information may be absent.
     """
 
     user: np.ndarray  # raw user ids (int64 or str)

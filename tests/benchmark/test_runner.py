@@ -61,7 +61,7 @@ def test_evaluate_checkpoint_reproduces_the_test_metrics(tiny_ml: Path, tmp_path
 
 def test_pop_is_saved_and_restored(tiny_ml: Path, tmp_path: Path) -> None:
     record = _run(tiny_ml, tmp_path / "out", "pop")
-    assert record["timings"]["epochs"] == 1
+    assert record["timings"]["epochs"] == 1 and record["best_epoch"] == 1
     ckpt = tmp_path / "out" / "runs" / record["run_id"] / "checkpoints" / "best.ckpt"
     assert main(["evaluate", "--checkpoint", str(ckpt), "--output", str(tmp_path / "e.json")]) == 0
     assert json.loads((tmp_path / "e.json").read_text())["ndcg@10"] == pytest.approx(record["metrics"]["test"]["ndcg@10"])

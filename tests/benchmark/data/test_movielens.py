@@ -22,7 +22,7 @@ def test_reads_real_ml_latest_small(ml_small: Path) -> None:
     assert raw.items.shape[0] == 9_742
     toy = raw.items.loc[1]
     assert toy["title"] == "Toy Story (1995)" and toy["year"] == 1995
-    assert toy["genres"] == ["Adventure", "Animation", "Children", "Comedy", "Fantasy"]
+    assert toy["categories"] == ["Adventure", "Animation", "Children", "Comedy", "Fantasy"]
     assert toy["imdb_id"] == "0114709" and toy["tmdb_id"] == "862"
     assert "funny" in raw.items.loc[60756]["tags"]
     # first line of ratings.csv: 1,1,4.0,964982703
