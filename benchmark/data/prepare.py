@@ -26,7 +26,7 @@ from benchmark.data.raw import RawData
 from benchmark.errors import BenchmarkError
 
 # Bump when preparation logic changes what a cache holds: old caches are then not reused.
-PREPARATION_VERSION = 1
+PREPARATION_VERSION = 2
 
 
 def cache_root() -> Path:
