@@ -17,7 +17,9 @@ from typing import Any
 
 from benchmark.config import DataConfig, apply_overrides, load_config_file, parse_set_options
 from benchmark.data.datasets import DATASETS, load_dataset
+from benchmark.data.features import dataset_card
 from benchmark.errors import BenchmarkError
+from benchmark.perf_data import add_perf_data_parser, add_synth_parser, cmd_perf_data, cmd_synth
 from benchmark.registry import MODELS
 
 
@@ -52,12 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--accelerator", choices=["cpu", "gpu", "auto"], help="default cpu")
     run.add_argument("--devices", type=int, help="processes/devices (default 1)")
     run.add_argument("--strategy", choices=["auto", "ddp"], help="default auto")
+    _add_protocol(run)
     run.add_argument("--out", default=".", help="folder that receives runs/<run_id>/ (default: current folder)")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_output(run)
 
-    evaluate = commands.add_parser("evaluate", help="re-evaluate a saved run's checkpoint on its test split")
-    evaluate.add_argument("--checkpoint", required=True, metavar="CKPT", help="runs/<run_id>/checkpoints/best.ckpt")
+    evaluate = commands.add_parser(
+        "evaluate", help="re-evaluate a run's checkpoint, or score an external top-K predictions file, on the test split",
+        description="Exactly one of --checkpoint (re-evaluate a saved run) or --predictions FILE --data D (score external "
+        "top-K lists: TSV user, item, rank in raw ids, as `data export-split` ids them) with every metric.",
+    )  # fmt: skip
+    _add_evaluate_options(evaluate)
     evaluate.add_argument("--raw-dir", help="raw files, if they moved since the run")
     evaluate.add_argument("--devices", type=int, help="processes/devices")
     evaluate.add_argument("--accelerator", choices=["cpu", "gpu", "auto"])
@@ -66,17 +73,121 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = commands.add_parser("data", help="prepare datasets and describe them")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
-    for name, text in (("prepare", "parse, filter, split and cache a dataset"), ("info", "counts, density, time span and fingerprint")):
+    for name, text in (("prepare", "parse, filter, split and cache a dataset"), ("info", "the dataset card: counts, density, popularity Gini, time span, interaction quantiles, modality coverage, fingerprint")):
         sub = data_commands.add_parser(name, help=text, description=text)
         sub.add_argument("--data", required=True, choices=list(DATASETS))
         sub.add_argument("--raw-dir", help="folder with the raw files (default: $BENCHMARK_DATA/<name>/)")
         _add_overrides(sub)
         if name == "info":
             _add_output(sub)
+    add_synth_parser(data_commands)
 
+    _add_evaluation_commands(commands, data_commands)
     commands.add_parser("models", help="list registered models", description="List registered models.")
     commands.add_parser("datasets", help="list datasets", description="List datasets.")
+
+    feats = commands.add_parser(
+        "features", help="extract and cache multimodal item features (text, categorical, numerical, image)",
+        description="Extract item features with frozen encoders and cache them (keyed by encoder and dataset "
+        "fingerprint); print dimensions and the share of items with each modality.",
+    )  # fmt: skip
+    feats.add_argument("--data", required=True, choices=list(DATASETS))
+    feats.add_argument("--raw-dir", help="folder with the raw files (default: $BENCHMARK_DATA/<name>/)")
+    _add_overrides(feats)
+    feats.add_argument("--text-encoder", default="all-MiniLM-L6-v2", help="sentence-transformers name or folder; 'none' skips text (default: offline all-MiniLM-L6-v2)")
+    feats.add_argument("--image-encoder", help="open-clip:<arch>[:<pretrained>] (extra `vision`), or random-cnn (tests only); default: no images")
+    feats.add_argument("--download-images", action="store_true", help="fetch image URLs into the cache (only where the licence allows)")
+    feats.add_argument("--batch-size", type=int, default=64)
+    feats.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_output(feats)
     return parser
+
+
+def _add_protocol(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--eval-protocol", choices=["full", "sampled"],
+        help="test protocol: full ranking over all items (default) or sampled negatives "
+        "(--set eval_negatives=100 --set eval_sampler=uniform|popularity; labelled 'sampled' in every output)",
+    )  # fmt: skip
+
+
+def _add_evaluate_options(evaluate: argparse.ArgumentParser) -> None:
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", metavar="CKPT", help="runs/<run_id>/checkpoints/best.ckpt")
+    source.add_argument("--predictions", metavar="FILE.tsv", help="external top-K lists: TSV user, item, rank (raw ids); needs --data")
+    evaluate.add_argument("--data", choices=list(DATASETS), help="with --predictions: the dataset the lists are for")
+    evaluate.add_argument("--write-predictions", metavar="FILE.tsv", help="with --checkpoint: also write the model's top-K lists as a predictions file")
+    _add_overrides(evaluate)
+    _add_protocol(evaluate)
+
+
+def _add_evaluation_commands(commands: argparse._SubParsersAction, data_commands: argparse._SubParsersAction) -> None:
+    text = "write the official split in raw ids: train/valid/test TSV (user, item, timestamp) and split.json"
+    export = data_commands.add_parser("export-split", help=text, description=text)
+    export.add_argument("--data", required=True, choices=list(DATASETS))
+    export.add_argument("--raw-dir", help="folder with the raw files (default: $BENCHMARK_DATA/<name>/)")
+    export.add_argument("--out", required=True, metavar="DIR", help="folder that receives the files")
+    _add_overrides(export)
+
+    compare = commands.add_parser(
+        "compare", help="paired significance tests between two runs over their shared test users",
+        description="Per metric: both means, the difference (B - A) and the p-values of a paired t-test and a Wilcoxon "
+        "signed-rank test over the test users both runs evaluated (from each run's per_user_test.parquet).",
+    )  # fmt: skip
+    compare.add_argument("run_a", metavar="RUN_A", help="run folder (runs/<run_id>), its result.json, or a run id under ./runs")
+    compare.add_argument("run_b", metavar="RUN_B")
+    _add_output(compare)
+
+    perf = commands.add_parser("perf", help="performance measurements")
+    perf_commands = perf.add_subparsers(dest="perf_command", required=True, metavar="SUBCOMMAND")
+    text = "throughput of the evaluation engine vs. the raw limit (matmul+mask+topk) and torchmetrics' RetrievalNormalizedDCG"
+    perf_eval = perf_commands.add_parser("eval", help=text, description=text)
+    for name, default, what in (
+        ("users", 20_000, "users"), ("items", 59_047, "items"), ("dim", 64, "embedding size"), ("k", 10, "cut-off"),
+        ("seen", 50, "seen (masked) items per user"), ("batch-size", 1024, "users per evaluation batch"),
+        ("torchmetrics-users", 200, "users fed to torchmetrics (its state keeps every score)"), ("repeats", 1, "rounds (median reported)"),
+    ):  # fmt: skip
+        perf_eval.add_argument(f"--{name}", type=int, default=default, help=f"{what} (default {default})")
+    _add_output(perf_eval)
+    add_perf_data_parser(perf_commands)
+
+
+def _protocol_label(record: dict[str, Any]) -> str:
+    if record.get("eval_protocol") == "sampled":
+        sampling = record.get("eval_sampling", {})
+        return f"SAMPLED evaluation: {sampling.get('negatives')} {sampling.get('sampler')} negatives per user, seed {sampling.get('seed')}"
+    return "full ranking"
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from benchmark.compare import compare_runs, comparison_rows
+
+    result = compare_runs(args.run_a, args.run_b)
+    print(f"A = {result['run_a']}\nB = {result['run_b']}\n{result['n_users']} shared test users ({result['eval_protocol']} protocol)\n")
+    rows = [[m, a, b, d, f"{pt:.3g}", f"{pw:.3g}", n] for m, a, b, d, pt, pw, n in comparison_rows(result)]
+    print_table(rows, ["metric", "A", "B", "B - A", "p (t-test)", "p (Wilcoxon)", "users"])
+    write_output(args.output, result)
+
+
+def cmd_perf(args: argparse.Namespace) -> None:
+    if args.perf_command == "data":
+        return cmd_perf_data(args)
+    from benchmark.perf import PerfSetup, perf_eval
+
+    setup = PerfSetup(args.users, args.items, args.dim, args.k, args.seen, args.batch_size, args.torchmetrics_users, args.repeats)
+    result = perf_eval(setup)
+    print(f"\n{setup.users:,} users, {setup.items:,} items, d = {setup.dim}, K = {setup.k}, {setup.seen} seen items per user; "
+          f"{result['torch_threads']} threads; torchmetrics on the first {result['torchmetrics_users']} users")  # fmt: skip
+    print_table(
+        [
+            ["engine (all accuracy metrics)", result["engine_users_per_s"], 1.0],
+            ["raw limit (matmul + mask + topk)", result["raw_users_per_s"], result["raw_users_per_s"] / result["engine_users_per_s"]],
+            ["torchmetrics RetrievalNormalizedDCG", result["torchmetrics_users_per_s"], result["torchmetrics_users_per_s"] / result["engine_users_per_s"]],
+        ],
+        ["pipeline", "users/s", "x engine"],
+    )
+    print(f"engine / raw = {result['engine_vs_raw']:.3f}; engine / torchmetrics = {result['engine_vs_torchmetrics']:.1f}")
+    write_output(args.output, result)
 
 
 # --- output -----------------------------------------------------------------------------
@@ -134,26 +245,23 @@ def cmd_run(args: argparse.Namespace) -> None:
     from benchmark.runner import resolve, run  # lightning import only where needed
 
     overrides = _overrides(args)
-    for key in ("max_epochs", "accelerator", "devices", "strategy"):
+    for key in ("max_epochs", "accelerator", "devices", "strategy", "eval_protocol"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     cfg = resolve(args.model, args.data, overrides, seed=args.seed, raw_dir=args.raw_dir)
     record = run(cfg, args.out, progress=not args.no_progress)
     timings = record["timings"]
-    print(f"\n{record['model']} on {record['dataset']} ({record['data_source']} data, split {record['split']}, full ranking)")
+    print(f"\n{record['model']} on {record['dataset']} ({record['data_source']} data, split {record['split']}, {_protocol_label(record)})")
     print(f"epochs {timings['epochs']} (best {record['best_epoch']}), {timings['seconds_per_epoch']} s/epoch, test pass {timings['eval_seconds']} s")
     print_metrics(record["metrics"])
     print(f"\nrun record: {Path(args.out) / 'runs' / record['run_id'] / 'result.json'}")
-    write_output(args.output, {**_flat(record["metrics"]), **{k: v for k, v in timings.items()}, "run_id": record["run_id"]})
+    write_output(args.output, {**_flat(record["metrics"]), **{k: v for k, v in timings.items()}, "run_id": record["run_id"], "eval_protocol": record["eval_protocol"]})
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from benchmark.runner import evaluate_checkpoint
+    from benchmark.predictions import evaluate_command
 
-    result = evaluate_checkpoint(args.checkpoint, raw_dir=args.raw_dir, devices=args.devices, accelerator=args.accelerator, strategy=args.strategy)
-    print(f"\n{result['model']} on {result['dataset']} ({result['data_source']} data), run {result['run_id']}")
-    print_metrics(result["metrics"])
-    write_output(args.output, {**result["metrics"]["test"], "eval_seconds": result["timings"]["eval_seconds"]})
+    evaluate_command(args)
 
 
 def _data_config(args: argparse.Namespace) -> DataConfig:
@@ -180,12 +288,19 @@ def dataset_info(name: str, config: DataConfig, raw_dir: str | None) -> dict[str
         "time_start": iso(first),
         "time_end": iso(last),
         "time_span_days": round((last - first) / 86400, 1),
+        **dataset_card(data, raw_dir),
         "fingerprint": data.fingerprint,
         **{k: v for k, v in data.stats.items()},
     }
 
 
 def cmd_data(args: argparse.Namespace) -> None:
+    if args.data_command == "synth":
+        return cmd_synth(args)
+    if args.data_command == "export-split":
+        from benchmark.predictions import export_split_command
+
+        return export_split_command(args, _data_config(args))
     config = _data_config(args)
     info = dataset_info(args.data, config, args.raw_dir)
     if args.data_command == "prepare":
@@ -204,7 +319,22 @@ def cmd_datasets(_: argparse.Namespace) -> None:
     print_table([[spec.name, spec.source, spec.description] for spec in DATASETS.values()], ["dataset", "source", "description"])
 
 
+def cmd_features(args: argparse.Namespace) -> None:
+    from benchmark.data.features import features_summary, item_features
+
+    data = load_dataset(args.data, _data_config(args), args.raw_dir)
+    feats = item_features(
+        data, text_encoder=None if args.text_encoder == "none" else args.text_encoder, image_encoder=args.image_encoder,
+        raw_dir=args.raw_dir, allow_image_download=args.download_images, batch_size=args.batch_size, progress=not args.no_progress,
+    )  # fmt: skip
+    summary = features_summary(feats)
+    print_table([[k, v] for k, v in summary.items()], ["field", "value"])
+    write_output(args.output, summary)
+
+
 COMMANDS = {"run": cmd_run, "evaluate": cmd_evaluate, "data": cmd_data, "models": cmd_models, "datasets": cmd_datasets}
+COMMANDS.update({"compare": lambda args: cmd_compare(args), "perf": lambda args: cmd_perf(args)})
+COMMANDS["features"] = cmd_features
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -48,6 +48,12 @@ class TrainConfig:
     devices: int = 1
     strategy: Literal["auto", "ddp"] = "auto"
     deterministic: bool = True
+    # test protocol (benchmark/evaluation.py); validation is always full ranking, accuracy only
+    eval_protocol: Literal["full", "sampled"] = "full"
+    eval_negatives: int = 100  # sampled protocol: negatives per test user
+    eval_sampler: Literal["uniform", "popularity"] = "uniform"  # sampled protocol: how negatives are drawn
+    ild_features: str = "categories"  # ILD item features: "categories" (multi-hot) or a .npy [n_items, d] path
+    eval_item_group: str | None = "auto"  # item column for groupdisparity; "auto": state/brand if present
 
 
 def config_keys(*configs: type) -> dict[str, type]:

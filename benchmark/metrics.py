@@ -11,6 +11,13 @@ subclass ``RankingMetric`` and register in a registry like ``ACCURACY_METRICS``.
 States are sums (``dist_reduce_fx="sum"``), never lists of predictions, so a value under
 DDP on N processes equals the value on one process.
 
+Beyond-accuracy metrics (coverage, gini, entropy, ild, novelty, tailshare, usergap-ndcg,
+groupdisparity) need per-dataset statistics (training popularity, user activity, item
+features, an item grouping); they receive them as tensors at construction (built once by
+``benchmark.evaluation.EvalContext``) and keep them as non-persistent buffers, so a metric's
+*state* stays a few sums or one count vector bounded by the catalogue. ``ndcg-true`` scores
+the lists against graded true relevance (simulated data), carried by ``RankedBatch``.
+
 Per-user functional forms (``ndcg``, ``hr``, ``recall``, ``mrr``, ``average_precision``) take
 ``hits`` [B, K'] (``hits[b, r]``: the item ranked r+1 for user b is relevant) and
 ``n_relevant`` [B] (|R_u|). ``K'`` may exceed ``k`` (the first k columns are used) or fall
@@ -29,6 +36,16 @@ from torchmetrics import Metric
 
 __all__ = [
     "ACCURACY_METRICS",
+    "BEYOND_METRICS",
+    "ILD",
+    "Coverage",
+    "Entropy",
+    "Gini",
+    "GroupDisparity",
+    "Novelty",
+    "TailShare",
+    "TrueNDCG",
+    "UserGapNDCG",
     "HR",
     "MAP",
     "MRR",
@@ -53,7 +70,10 @@ class RankedBatch:
     ``items`` [B, K] long: ranked item ids, -1 in invalid slots; ``valid`` [B, K] bool: the
     slot holds a real recommendation (not a masked/-inf item, not an unknown or repeated id
     from a generative model); ``hits`` [B, K] bool: valid and relevant; ``n_relevant`` [B]
-    long: |R_u|; ``users`` [B] long: user ids (for user-group metrics).
+    long: |R_u|; ``users`` [B] long: user ids (for user-group metrics). Optional, for
+    ``ndcg-true``: ``true_gains`` [B, K] float64, the true relevance (>= 0) of each listed item
+    (0 in invalid slots), and ``ideal_gains`` [B, K] float64, the K largest true relevances
+    among the user's rankable (unmasked) items, in descending order.
     """
 
     users: torch.Tensor
@@ -61,17 +81,19 @@ class RankedBatch:
     valid: torch.Tensor
     hits: torch.Tensor
     n_relevant: torch.Tensor
+    true_gains: torch.Tensor | None = None
+    ideal_gains: torch.Tensor | None = None
 
 
 # --- per-user functional forms ---------------------------------------------------------
 
 
 def _ranks(n: int, device: torch.device) -> torch.Tensor:
-    return torch.arange(1, n + 1, device=device, dtype=torch.float32)
+    return torch.arange(1, n + 1, device=device, dtype=torch.float64)
 
 
 def _cut(hits: torch.Tensor, k: int) -> torch.Tensor:
-    return hits[:, :k].to(torch.float32)
+    return hits[:, :k].to(torch.float64)
 
 
 def ndcg(hits: torch.Tensor, n_relevant: torch.Tensor, k: int) -> torch.Tensor:
@@ -87,7 +109,7 @@ def ndcg(hits: torch.Tensor, n_relevant: torch.Tensor, k: int) -> torch.Tensor:
 def hr(hits: torch.Tensor, n_relevant: torch.Tensor, k: int) -> torch.Tensor:
     """HR@k per user: 1 if any of the first k items is relevant."""
     found = _cut(hits, k).sum(1)
-    return torch.where(n_relevant > 0, (found > 0).to(torch.float32), 0.0)
+    return torch.where(n_relevant > 0, (found > 0).to(torch.float64), 0.0)
 
 
 def recall(hits: torch.Tensor, n_relevant: torch.Tensor, k: int) -> torch.Tensor:
@@ -119,6 +141,7 @@ class RankingMetric(Metric):
     """A metric at cut-off ``k`` updated with ``RankedBatch``es; reported as ``key``."""
 
     name: ClassVar[str]
+    per_user: ClassVar[bool] = False  # has a per-user value (``user_values``) for significance tests
     is_differentiable = False
     higher_is_better = True
     full_state_update = False
@@ -133,6 +156,14 @@ class RankingMetric(Metric):
     def key(self) -> str:
         return f"{self.name}@{self.k}"
 
+    def user_values(self, ranked: RankedBatch) -> torch.Tensor:
+        """Per-user values [B] (float64; NaN for users the metric leaves out of its mean)."""
+        raise NotImplementedError(f"{type(self).__name__} has no per-user value")
+
+    def _cut_lists(self, ranked: RankedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first k slots: item ids (-1 -> 0 so they can index) and their validity."""
+        return ranked.items[:, : self.k].clamp(min=0), ranked.valid[:, : self.k]
+
 
 class TopKMetric(RankingMetric):
     """Mean of a per-user accuracy value over users with at least one relevant item.
@@ -141,6 +172,7 @@ class TopKMetric(RankingMetric):
     """
 
     fn: ClassVar[Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]]
+    per_user = True
 
     def __init__(self, k: int, **kwargs: object) -> None:
         super().__init__(k, **kwargs)
@@ -215,3 +247,262 @@ class ValidRatio(Metric):
         if self.slots == 0:
             return torch.tensor(float("nan"), dtype=torch.float64, device=self.slots.device)
         return self.valid_slots.to(torch.float64) / self.slots
+
+
+# --- beyond accuracy -------------------------------------------------------------------
+
+
+class _MeanOverUsers(RankingMetric):
+    """Mean of a per-user value over the users it is defined for (states: total, count)."""
+
+    per_user = True
+
+    def __init__(self, k: int, **kwargs: object) -> None:
+        super().__init__(k, **kwargs)
+        self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def _values(self, ranked: RankedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(per-user values [B] float64, defined [B] bool)."""
+        raise NotImplementedError
+
+    def user_values(self, ranked: RankedBatch) -> torch.Tensor:
+        values, defined = self._values(ranked)
+        return torch.where(defined, values, float("nan"))
+
+    def update(self, ranked: RankedBatch) -> None:
+        values, defined = self._values(ranked)
+        self.total += values[defined].sum()
+        self.count += defined.sum()
+
+    def compute(self) -> torch.Tensor:
+        if self.count == 0:
+            return torch.zeros((), dtype=torch.float64, device=self.total.device)
+        return self.total / self.count
+
+
+class _Exposure(RankingMetric):
+    """State: ``exposure`` [n_items] long, c_i = number of evaluated users whose top-k list holds item i."""
+
+    def __init__(self, k: int, n_items: int, **kwargs: object) -> None:
+        super().__init__(k, **kwargs)
+        if n_items < 1:
+            raise ValueError(f"{type(self).__name__}: n_items must be >= 1")
+        self.n_items = n_items
+        self.add_state("exposure", torch.zeros(n_items, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, ranked: RankedBatch) -> None:
+        items, valid = self._cut_lists(ranked)
+        self.exposure += torch.bincount(items[valid], minlength=self.n_items)
+
+
+class Coverage(_Exposure):
+    """Coverage@k = |union of the top-k lists| / n_items."""
+
+    name = "coverage"
+
+    def compute(self) -> torch.Tensor:
+        return (self.exposure > 0).sum().to(torch.float64) / self.n_items
+
+
+class Gini(_Exposure):
+    """Gini@k of the exposure counts of all catalogue items (zeros included): 0 = equal, ->1 = concentrated."""
+
+    name = "gini"
+    higher_is_better = False
+
+    def compute(self) -> torch.Tensor:
+        c = self.exposure.to(torch.float64).sort().values
+        n, total = c.numel(), c.sum()
+        if total == 0:
+            return torch.zeros((), dtype=torch.float64, device=c.device)
+        j = torch.arange(1, n + 1, dtype=torch.float64, device=c.device)
+        return ((2 * j - n - 1) * c).sum() / (n * total)
+
+
+class Entropy(_Exposure):
+    """Entropy@k = -sum p_i ln p_i over items, p_i = c_i / sum c (nats)."""
+
+    name = "entropy"
+
+    def compute(self) -> torch.Tensor:
+        c = self.exposure.to(torch.float64)
+        total = c.sum()
+        if total == 0:
+            return torch.zeros((), dtype=torch.float64, device=c.device)
+        p = c[c > 0] / total
+        return -(p * p.log()).sum()
+
+
+class GroupDisparity(RankingMetric):
+    """GroupDisparity@k = 1/2 sum_g |exposure share of group g - catalogue share of group g|.
+
+    The total-variation distance between how top-k slots are spread over item groups and how
+    the catalogue is: 0 = every group is exposed in proportion to its size, 1 = all exposure
+    goes to groups with no items' share. ``item_group`` [n_items] holds each item's group
+    index in 0..n_groups-1 (the harness gives items without a value a group of their own).
+    """
+
+    name = "groupdisparity"
+    higher_is_better = False
+
+    def __init__(self, k: int, item_group: torch.Tensor, **kwargs: object) -> None:
+        super().__init__(k, **kwargs)
+        item_group = torch.as_tensor(item_group, dtype=torch.long)
+        if item_group.dim() != 1 or item_group.numel() == 0 or item_group.min() < 0:
+            raise ValueError("GroupDisparity: item_group must be a 1-D tensor of group indices >= 0")
+        self.n_groups = int(item_group.max()) + 1
+        self.register_buffer("item_group", item_group, persistent=False)
+        self.register_buffer("catalogue", torch.bincount(item_group, minlength=self.n_groups), persistent=False)
+        self.add_state("group_exposure", torch.zeros(self.n_groups, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, ranked: RankedBatch) -> None:
+        items, valid = self._cut_lists(ranked)
+        self.group_exposure += torch.bincount(self.item_group[items[valid]], minlength=self.n_groups)
+
+    def compute(self) -> torch.Tensor:
+        exposure = self.group_exposure.to(torch.float64)
+        if exposure.sum() == 0:
+            return torch.zeros((), dtype=torch.float64, device=exposure.device)
+        catalogue = self.catalogue.to(exposure)
+        return 0.5 * (exposure / exposure.sum() - catalogue / catalogue.sum()).abs().sum()
+
+
+class TailShare(RankingMetric):
+    """TailShare@k = share of all filled top-k slots (valid items) that hold a long-tail item."""
+
+    name = "tailshare"
+
+    def __init__(self, k: int, is_tail: torch.Tensor, **kwargs: object) -> None:
+        super().__init__(k, **kwargs)
+        self.register_buffer("is_tail", torch.as_tensor(is_tail, dtype=torch.bool), persistent=False)
+        self.add_state("tail_slots", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("slots", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, ranked: RankedBatch) -> None:
+        items, valid = self._cut_lists(ranked)
+        self.tail_slots += (self.is_tail[items] & valid).sum()
+        self.slots += valid.sum()
+
+    def compute(self) -> torch.Tensor:
+        if self.slots == 0:
+            return torch.zeros((), dtype=torch.float64, device=self.slots.device)
+        return self.tail_slots.to(torch.float64) / self.slots
+
+
+class Novelty(_MeanOverUsers):
+    """Novelty@k = mean over users of the mean self-information -log2(n_train_users(i) / n_users)
+    of their (valid) listed items. ``self_information`` [n_items] is precomputed by the harness.
+    Users with an empty list are left out."""
+
+    name = "novelty"
+
+    def __init__(self, k: int, self_information: torch.Tensor, **kwargs: object) -> None:
+        super().__init__(k, **kwargs)
+        self.register_buffer("self_information", torch.as_tensor(self_information, dtype=torch.float64), persistent=False)
+
+    def _values(self, ranked: RankedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        items, valid = self._cut_lists(ranked)
+        n = valid.sum(1)
+        total = torch.where(valid, self.self_information[items], 0.0).sum(1)
+        return total / n.clamp(min=1), n > 0
+
+
+class ILD(_MeanOverUsers):
+    """ILD@k = mean over users of the mean over unordered pairs of listed items of 1 - cos(f_i, f_j).
+
+    ``features`` [n_items, d]: item feature vectors (rows are L2-normalised here; an all-zero
+    row has cosine 0 with everything). Users with fewer than two valid items are left out.
+    """
+
+    name = "ild"
+
+    def __init__(self, k: int, features: torch.Tensor, **kwargs: object) -> None:
+        super().__init__(k, **kwargs)
+        features = torch.as_tensor(features, dtype=torch.float32)
+        if features.dim() != 2:
+            raise ValueError("ILD: features must be a 2-D [n_items, d] tensor")
+        self.register_buffer("features", features, persistent=False)
+
+    def _values(self, ranked: RankedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        items, valid = self._cut_lists(ranked)
+        f = self.features[items].to(torch.float64)  # [B, k, d]
+        norms = f.norm(dim=2, keepdim=True)
+        f = f / torch.where(norms > 0, norms, 1.0)
+        cosine = f @ f.transpose(1, 2)  # [B, k, k]
+        kk = items.shape[1]
+        upper = torch.ones(kk, kk, dtype=torch.bool, device=items.device).triu(1)
+        pairs = valid.unsqueeze(2) & valid.unsqueeze(1) & upper
+        n_pairs = pairs.sum((1, 2))
+        distance = torch.where(pairs, 1.0 - cosine, 0.0).sum((1, 2))
+        return distance / n_pairs.clamp(min=1), n_pairs > 0
+
+
+class UserGapNDCG(RankingMetric):
+    """UserGap-NDCG@k = mean NDCG@k of active users - mean NDCG@k of inactive users.
+
+    ``is_active`` [n_users] bool (the top 20% of users by training interactions, chosen by the
+    harness). A group with no evaluated user has mean 0.
+    """
+
+    name = "usergap-ndcg"
+    higher_is_better = False  # closer to 0 is fairer; reported signed
+
+    def __init__(self, k: int, is_active: torch.Tensor, **kwargs: object) -> None:
+        super().__init__(k, **kwargs)
+        self.register_buffer("is_active", torch.as_tensor(is_active, dtype=torch.bool), persistent=False)
+        for state in ("total_active", "total_inactive"):
+            self.add_state(state, torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        for state in ("count_active", "count_inactive"):
+            self.add_state(state, torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, ranked: RankedBatch) -> None:
+        values = ndcg(ranked.hits, ranked.n_relevant, self.k).to(torch.float64)
+        eligible = ranked.n_relevant > 0
+        active = self.is_active[ranked.users] & eligible
+        inactive = ~self.is_active[ranked.users] & eligible
+        self.total_active += values[active].sum()
+        self.count_active += active.sum()
+        self.total_inactive += values[inactive].sum()
+        self.count_inactive += inactive.sum()
+
+    def compute(self) -> torch.Tensor:
+        def mean(total: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+            return total / count if count > 0 else torch.zeros_like(total)
+
+        return mean(self.total_active, self.count_active) - mean(self.total_inactive, self.count_inactive)
+
+
+class TrueNDCG(_MeanOverUsers):
+    """NDCG@k against graded true relevance (simulated data): sum_r g(r)/log2(r+1) over the same
+    sum for the k largest true relevances among the user's rankable items (``RankedBatch``'s
+    ``true_gains`` / ``ideal_gains``; linear gains). Users whose ideal DCG is 0 are left out;
+    batches without true relevance are ignored."""
+
+    name = "ndcg-true"
+
+    def _values(self, ranked: RankedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        if ranked.true_gains is None or ranked.ideal_gains is None:
+            raise ValueError("ndcg-true needs RankedBatch.true_gains and ideal_gains")
+        gains, ideal = ranked.true_gains[:, : self.k].to(torch.float64), ranked.ideal_gains[:, : self.k].to(torch.float64)
+        discounts = 1.0 / torch.log2(torch.arange(2, self.k + 2, dtype=torch.float64, device=gains.device))
+        dcg = (gains * discounts[: gains.shape[1]]).sum(1)
+        idcg = (ideal * discounts[: ideal.shape[1]]).sum(1)
+        return dcg / torch.where(idcg > 0, idcg, 1.0), idcg > 0
+
+    def update(self, ranked: RankedBatch) -> None:
+        if ranked.true_gains is not None:
+            super().update(ranked)
+
+
+# Beyond-accuracy metrics, by name; the keyword each needs from the harness (None: n_items).
+BEYOND_METRICS: dict[str, tuple[type[RankingMetric], str]] = {
+    "ild": (ILD, "features"),
+    "coverage": (Coverage, "n_items"),
+    "gini": (Gini, "n_items"),
+    "entropy": (Entropy, "n_items"),
+    "novelty": (Novelty, "self_information"),
+    "tailshare": (TailShare, "is_tail"),
+    "usergap-ndcg": (UserGapNDCG, "is_active"),
+    "groupdisparity": (GroupDisparity, "item_group"),
+}

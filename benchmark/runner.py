@@ -36,11 +36,13 @@ from benchmark.data.datamodule import RecDataModule
 from benchmark.data.datasets import load_dataset
 from benchmark.data.prepare import PreparedData
 from benchmark.errors import BenchmarkError
-from benchmark.evaluation import Evaluator
+from benchmark.compare import write_per_user
+from benchmark.evaluation import Evaluator, SampledNegatives, test_evaluator, test_negatives, true_relevance_for
 from benchmark.model import RecModule
 from benchmark.registry import ModelSpec, get_model
 
 MONITOR = "ndcg@10"
+NEGATIVES_FILE = "sampled_negatives.npz"  # sampled protocol: the test negatives, with sampler and seed
 CHECKPOINT_KEY = "benchmark_run"
 
 
@@ -212,8 +214,8 @@ def build_model(cfg: RunConfig, data: PreparedData) -> RecModule:
     return spec.cls(data.n_users, data.n_items, cfg.model_config)
 
 
-def _test(trainer: L.Trainer, model: RecModule, dm: RecDataModule, ks: list[int]) -> tuple[dict[str, float], pd.DataFrame, float]:
-    model.attach_evaluator(Evaluator(dm.data.n_items, ks=tuple(ks), collect_per_user=True))
+def _test(trainer: L.Trainer, model: RecModule, dm: RecDataModule, evaluator: Evaluator) -> tuple[dict[str, float], pd.DataFrame, float]:
+    model.attach_evaluator(evaluator)
     start = time.perf_counter()
     trainer.test(model, datamodule=dm, verbose=False)
     seconds = time.perf_counter() - start
@@ -280,7 +282,9 @@ def run(cfg: RunConfig, out_dir: str | Path = ".", *, progress: bool = True) -> 
     model.load_state_dict(best["state_dict"])
     trainer.validate(model, datamodule=dm, verbose=False)
     valid = dict(model.evaluation_results["valid"])
-    test, per_user, eval_seconds = _test(trainer, model, dm, train.ks)
+    negatives = test_negatives(dm, train, seed=cfg.seed) if train.eval_protocol == "sampled" else None
+    evaluator = test_evaluator(dm, train, seed=cfg.seed, negatives=negatives, true_relevance=true_relevance_for(data, cfg.raw_dir))
+    test, per_user, eval_seconds = _test(trainer, model, dm, evaluator)
 
     record = {
         "run_id": run_id,
@@ -290,7 +294,8 @@ def run(cfg: RunConfig, out_dir: str | Path = ".", *, progress: bool = True) -> 
         "dataset_fingerprint": data.fingerprint,
         "dataset_stats": {"n_users": data.n_users, "n_items": data.n_items, "n_interactions": data.n_interactions, **data.stats},
         "split": data.config.split,
-        "eval_protocol": "full",
+        "eval_protocol": evaluator.protocol,
+        **({"eval_sampling": {"negatives": train.eval_negatives, "sampler": train.eval_sampler, "seed": cfg.seed}} if negatives else {}),
         "config": cfg.resolved(),
         "config_hash": cfg.hash,
         "seed": cfg.seed,
@@ -308,16 +313,20 @@ def run(cfg: RunConfig, out_dir: str | Path = ".", *, progress: bool = True) -> 
         "started": started.isoformat(timespec="seconds"),
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "status": "completed",
-        "files": {"checkpoint": "checkpoints/best.ckpt", "per_user": "per_user_test.parquet", "tensorboard": "tb"},
-    }
+        "files": {"checkpoint": "checkpoints/best.ckpt", "per_user": "per_user_test.parquet", "tensorboard": "tb",
+                  **({"sampled_negatives": NEGATIVES_FILE} if negatives else {})},
+    }  # fmt: skip
     if trainer.is_global_zero:
-        per_user.to_parquet(run_dir / "per_user_test.parquet", index=False)
+        write_per_user(per_user, run_dir / "per_user_test.parquet", evaluator.protocol)
+        if negatives is not None:
+            negatives.save(run_dir / NEGATIVES_FILE, data.user_ids)
         atomic_write_json(run_dir / "result.json", record)
     return record
 
 
 def evaluate_checkpoint(
-    path: str | Path, *, raw_dir: str | None = None, devices: int | None = None, accelerator: str | None = None, strategy: str | None = None
+    path: str | Path, *, raw_dir: str | None = None, devices: int | None = None, accelerator: str | None = None, strategy: str | None = None,
+    eval_protocol: str | None = None, overrides: dict[str, Any] | None = None, write_predictions: str | Path | None = None,
 ) -> dict[str, Any]:
     """Re-evaluate a saved run's best checkpoint on its test split."""
     path = Path(path)
@@ -328,8 +337,8 @@ def evaluate_checkpoint(
         raise BenchmarkError(f"{path} is not a checkpoint written by `python -m benchmark run`")
     content = checkpoint[CHECKPOINT_KEY]
     cfg = RunConfig.from_dict(content, raw_dir or content.get("raw_dir"))
-    overrides = {k: v for k, v in {"devices": devices, "accelerator": accelerator, "strategy": strategy}.items() if v is not None}
-    cfg.train_config = dataclasses.replace(cfg.train_config, **overrides)
+    given = {"devices": devices, "accelerator": accelerator, "strategy": strategy, "eval_protocol": eval_protocol}
+    cfg.train_config = apply_overrides({TrainConfig: cfg.train_config}, {**(overrides or {}), **{k: v for k, v in given.items() if v is not None}})[TrainConfig]
     data = load_dataset(cfg.data, cfg.data_config, cfg.raw_dir)
     if data.fingerprint != content["dataset_fingerprint"]:
         raise BenchmarkError(f"the prepared data no longer matches the run's dataset fingerprint ({cfg.data}); was the raw data changed?")
@@ -337,8 +346,24 @@ def evaluate_checkpoint(
     model.load_state_dict(checkpoint["state_dict"])
     dm = RecDataModule(data, model.batch_spec(), eval_batch_size=cfg.train_config.eval_batch_size, seed=cfg.seed)
     trainer = _trainer(cfg.train_config, max_epochs=1, callbacks=[], logger=False, progress=True)
-    test, _, eval_seconds = _test(trainer, model, dm, cfg.train_config.ks)
+    train = cfg.train_config
+    negatives = None
+    saved = path.parent.parent / NEGATIVES_FILE
+    if train.eval_protocol == "sampled" and saved.is_file():
+        negatives = SampledNegatives.load(saved)
+        if (negatives.sampler, negatives.seed, negatives.negatives.shape[1]) != (train.eval_sampler, cfg.seed, train.eval_negatives):
+            negatives = None  # other sampling parameters asked for: draw them (deterministic in the seed)
+    evaluator = test_evaluator(dm, train, seed=cfg.seed, negatives=negatives, true_relevance=true_relevance_for(data, cfg.raw_dir))
+    test, per_user, eval_seconds = _test(trainer, model, dm, evaluator)
+    if write_predictions and trainer.is_global_zero:
+        from benchmark.predictions import write_predictions as write_lists
+
+        write_lists(model, dm, write_predictions, evaluator.max_k)
     return {
+        "is_global_zero": trainer.is_global_zero,
+        "eval_protocol": evaluator.protocol,
+        **({"eval_sampling": {"negatives": train.eval_negatives, "sampler": train.eval_sampler, "seed": cfg.seed}} if evaluator.negatives else {}),
+        "per_user": per_user,
         "run_id": content.get("run_id"),
         "model": cfg.model,
         "dataset": cfg.data,

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Literal
 
 from benchmark.config import DataConfig
-from benchmark.data import movielens, prepare
+from benchmark.data import amazon, movielens, prepare, yelp
+from benchmark.data.download import ML_25M, ML_LATEST_SMALL, Download, download_dataset
 from benchmark.data.raw import RawData
-from benchmark.data.simulator import SimulationConfig, write_movielens
+from benchmark.data.simulator import SimulationConfig, write_amazon, write_movielens, write_yelp
 from benchmark.errors import BenchmarkError
 
 
@@ -30,8 +31,19 @@ class DatasetSpec:
     default_kcore: int = 0
     generate: Callable[[Path], None] | None = None  # synthetic datasets: writes the raw files
     where_to_get: str = ""
+    download: Download | None = None  # published archive fetched (verified) into the default raw folder
+    locate: Callable[[Path], list[Path] | None] | None = None  # several layouts (.gz, tar, 2018/2023): the files found, or None
 
     def raw_files(self, raw_dir: Path) -> list[Path]:
+        if self.locate is not None:
+            found = self.locate(raw_dir) if raw_dir.is_dir() else None
+            if found is None:
+                hint = f" {self.where_to_get}" if self.where_to_get else ""
+                raise BenchmarkError(
+                    f"dataset {self.name!r}: raw files ({', '.join(self.required_files)}) not found in {raw_dir}.{hint} "
+                    f"Put the raw files in $BENCHMARK_DATA/{self.name}/ or pass --raw-dir DIR."
+                )
+            return found
         missing = [f for f in self.required_files if not (raw_dir / f).is_file()]
         if missing:
             hint = f" {self.where_to_get}" if self.where_to_get else ""
@@ -55,6 +67,7 @@ DATASETS: dict[str, DatasetSpec] = {
             movielens.REQUIRED_FILES,
             movielens.OPTIONAL_FILES,
             where_to_get=_GROUPLENS,
+            download=ML_25M,
         ),
         DatasetSpec(
             "ml-latest-small",
@@ -64,6 +77,7 @@ DATASETS: dict[str, DatasetSpec] = {
             movielens.REQUIRED_FILES,
             movielens.OPTIONAL_FILES,
             where_to_get=_GROUPLENS,
+            download=ML_LATEST_SMALL,
         ),
         DatasetSpec(
             "synthetic-ml",
@@ -73,6 +87,46 @@ DATASETS: dict[str, DatasetSpec] = {
             movielens.REQUIRED_FILES,
             movielens.OPTIONAL_FILES,
             generate=lambda out: write_movielens(SimulationConfig(), out),
+        ),
+        DatasetSpec(
+            "amazon-electronics",
+            "Amazon Reviews Electronics (2018 5-core/full or 2023 layout, auto-detected): title, brand, categories, price, text, images",
+            "real",
+            amazon.read_amazon,
+            ("Electronics_5.json", "meta_Electronics.json"),
+            default_kcore=5,
+            where_to_get=amazon.WHERE_TO_GET,
+            locate=amazon.locate,
+        ),
+        DatasetSpec(
+            "yelp",
+            "Yelp Open Dataset: 7M reviews, 150k businesses; name, categories, city/state, stars, attributes, photos",
+            "real",
+            yelp.read_yelp,
+            yelp.REQUIRED_FILES,
+            default_kcore=5,
+            where_to_get=yelp.WHERE_TO_GET,
+            locate=yelp.locate,
+        ),
+        DatasetSpec(
+            "synthetic-yelp",
+            "Simulated Yelp-format data (3,000 users, 1,000 businesses) with known factors, exposure and relevance",
+            "synthetic",
+            yelp.read_yelp,
+            yelp.REQUIRED_FILES,
+            default_kcore=5,
+            generate=lambda out: write_yelp(SimulationConfig(n_users=3000, n_items=1000, mean_interactions=30), out),
+            locate=yelp.locate,
+        ),
+        DatasetSpec(
+            "synthetic-amazon",
+            "Simulated Amazon-2018-format data (3,000 users, 1,000 products) with known factors, exposure and relevance",
+            "synthetic",
+            amazon.read_amazon,
+            ("Electronics_5.json", "meta_Electronics.json"),
+            default_kcore=5,
+            generate=lambda out: write_amazon(SimulationConfig(n_users=3000, n_items=1000, mean_interactions=30), out),
+            locate=amazon.locate,
         ),
     )
 }
@@ -94,8 +148,12 @@ def load_dataset(name: str, config: DataConfig | None = None, raw_dir: str | Pat
     spec = get_dataset(name)
     config = config or DataConfig()
     raw = Path(raw_dir) if raw_dir is not None else default_raw_dir(name)
-    if spec.generate is not None and not all((raw / f).is_file() for f in spec.required_files):
+    if spec.generate is not None and not (
+        (spec.locate(raw) if raw.is_dir() else None) if spec.locate is not None else all((raw / f).is_file() for f in spec.required_files)
+    ):
         spec.generate(raw)
+    if raw_dir is None and spec.download is not None and not all((raw / f).is_file() for f in spec.required_files):
+        download_dataset(name, spec.download, raw, spec.required_files)
     if not raw.is_dir():
         spec.raw_files(raw)  # raises the "where to put the files" error
     files = spec.raw_files(raw)

@@ -122,6 +122,17 @@ def kcore(user: np.ndarray, item: np.ndarray, k: int) -> np.ndarray:
         keep = ok
 
 
+def _user_time_order(user: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """= np.lexsort((order, ts, user)) for arrays in file order, by one stable sort of a
+    combined key when it fits in int64 (about 3x faster at 25M rows)."""
+    if len(ts) == 0:
+        return np.zeros(0, dtype=np.int64)
+    t0, span = int(ts.min()), int(ts.max()) - int(ts.min()) + 1
+    if (int(user.max()) + 1) * span < 2**62:
+        return np.argsort(user.astype(np.int64) * span + (ts - t0), kind="stable")
+    return np.lexsort((np.arange(len(ts)), ts, user))
+
+
 def build(raw: RawData, config: DataConfig, *, name: str, source: str, fp: str, default_kcore: int) -> PreparedData:
     """Turn raw interactions into a split ``PreparedData`` (pure function of its inputs)."""
     if len(raw) == 0:
@@ -133,9 +144,9 @@ def build(raw: RawData, config: DataConfig, *, name: str, source: str, fp: str, 
     user_raw, item_raw, ts, order = raw.user[keep], raw.item[keep], raw.timestamp[keep], order[keep]
 
     # Implicit feedback: a repeated (user, item) pair counts once, at its first occurrence.
-    _, user_code = np.unique(user_raw, return_inverse=True)
-    _, item_code = np.unique(item_raw, return_inverse=True)
-    chrono = np.lexsort((order, ts))
+    user_sorted, user_code = np.unique(user_raw, return_inverse=True)
+    item_sorted, item_code = np.unique(item_raw, return_inverse=True)
+    chrono = np.argsort(ts, kind="stable")  # = lexsort((order, ts)): ``order`` increases along the arrays
     pair = user_code[chrono].astype(np.int64) * (item_code.max() + 1) + item_code[chrono]
     _, first = np.unique(pair, return_index=True)
     first_occurrence = np.zeros(len(chrono), dtype=bool)
@@ -148,12 +159,15 @@ def build(raw: RawData, config: DataConfig, *, name: str, source: str, fp: str, 
         sub = np.flatnonzero(keep2)
         keep2[sub[~kcore(user_code[sub], item_code[sub], k)]] = False
     user_raw, item_raw, ts, order = user_raw[keep2], item_raw[keep2], ts[keep2], order[keep2]
+    user_code, item_code = user_code[keep2], item_code[keep2]
     if len(user_raw) == 0:
         raise BenchmarkError(f"{name}: no interactions left after filtering (min_rating={config.min_rating}, kcore={k})")
 
-    user_ids, user = np.unique(user_raw, return_inverse=True)
-    item_ids, item = np.unique(item_raw, return_inverse=True)
-    sort = np.lexsort((order, ts, user))  # chronological per user; ties keep file order
+    # = np.unique(user_raw/item_raw) (the codes are ranks in sorted order), without sorting raw ids again
+    used_users, user = np.unique(user_code, return_inverse=True)
+    used_items, item = np.unique(item_code, return_inverse=True)
+    user_ids, item_ids = user_sorted[used_users], item_sorted[used_items]
+    sort = _user_time_order(user, ts)  # chronological per user; ties keep file order
     log = Interactions(user[sort].astype(np.int64), item[sort].astype(np.int64), ts[sort].astype(np.int64))
     n_users, n_items = len(user_ids), len(item_ids)
 

@@ -355,3 +355,242 @@ def test_per_user_keeps_a_repeated_user_once(random_setup) -> None:
     assert per_user["ndcg@5"].tolist() == pytest.approx(
         [reference(scores, seen, relevant)[user]["ndcg@5"] for user in (1, 2, 4)]
     )
+
+
+# --- every metric against a slow reference loop; batch size and workers do not matter ----
+
+from benchmark.evaluation import EvalContext, SampledNegatives, category_multi_hot, sample_negatives  # noqa: E402
+from benchmark.metrics import BEYOND_METRICS  # noqa: E402
+
+
+def reference_all(scores, seen, relevant, k, features, self_info, is_tail, is_active, group, true_rel=None) -> dict[str, float]:
+    """Every metric at k, straight from DESIGN.md, one user at a time (plain Python)."""
+    n_users, n_items = len(scores), len(scores[0])
+    acc = {name: [] for name in ("ndcg", "hr", "recall", "mrr", "map")}
+    exposure = [0] * n_items
+    ild, nov, gap, true = [], [], {True: [], False: []}, []
+    slots = tail_slots = 0
+    for u in range(n_users):
+        if not relevant[u]:
+            continue
+        row = [(-INF if i in seen[u] else scores[u][i]) for i in range(n_items)]
+        top = [i for i in reference_top_k(row, k) if row[i] > -INF]
+        per = reference_user_metrics(top, set(relevant[u]), k)
+        for name in acc:
+            acc[name].append(per[f"{name}@{k}"])
+        gap[bool(is_active[u])].append(per[f"ndcg@{k}"])
+        for i in top:
+            exposure[i] += 1
+            slots += 1
+            tail_slots += bool(is_tail[i])
+        if top:
+            nov.append(sum(self_info[i] for i in top) / len(top))
+        pairs = [(a, b) for x, a in enumerate(top) for b in top[x + 1 :]]
+        if pairs:
+            def cos(a, b):
+                fa, fb = features[a], features[b]
+                na, nb = math.sqrt(sum(x * x for x in fa)), math.sqrt(sum(x * x for x in fb))
+                return 0.0 if na == 0 or nb == 0 else sum(x * y for x, y in zip(fa, fb)) / (na * nb)
+            ild.append(sum(1 - cos(a, b) for a, b in pairs) / len(pairs))
+        if true_rel is not None:
+            gains = [true_rel[u][i] for i in top]
+            ideal = sorted((true_rel[u][i] for i in range(n_items) if i not in seen[u]), reverse=True)[:k]
+            dcg = sum(g / math.log2(r + 2) for r, g in enumerate(gains))
+            idcg = sum(g / math.log2(r + 2) for r, g in enumerate(ideal))
+            if idcg > 0:
+                true.append(dcg / idcg)
+    mean = lambda xs: sum(xs) / len(xs) if xs else 0.0  # noqa: E731
+    out = {f"{name}@{k}": mean(values) for name, values in acc.items()}
+    total = sum(exposure)
+    c = sorted(exposure)
+    n = n_items
+    groups = sorted(set(group))
+    g_exp = [sum(exposure[i] for i in range(n) if group[i] == g) for g in groups]
+    g_cat = [sum(1 for i in range(n) if group[i] == g) for g in groups]
+    out.update({
+        f"coverage@{k}": sum(1 for x in exposure if x) / n,
+        f"gini@{k}": sum((2 * j - n - 1) * c[j - 1] for j in range(1, n + 1)) / (n * total) if total else 0.0,
+        f"entropy@{k}": -sum(x / total * math.log(x / total) for x in exposure if x) if total else 0.0,
+        f"ild@{k}": mean(ild),
+        f"novelty@{k}": mean(nov),
+        f"tailshare@{k}": tail_slots / slots if slots else 0.0,
+        f"usergap-ndcg@{k}": mean(gap[True]) - mean(gap[False]),
+        f"groupdisparity@{k}": 0.5 * sum(abs(e / total - m / n) for e, m in zip(g_exp, g_cat)) if total else 0.0,
+    })  # fmt: skip
+    if true_rel is not None:
+        out[f"ndcg-true@{k}"] = mean(true)
+    return out
+
+
+def _context(n_users, n_items, train_items, train_users, categories, group) -> EvalContext:
+    features, _ = category_multi_hot(categories, n_items)
+    return EvalContext(
+        n_users=n_users, n_items=n_items, item_train_users=np.array(train_items), user_train_counts=np.array(train_users),
+        item_features=features, item_group=np.array(group), group_names=[str(g) for g in sorted(set(group))], group_column="g",
+    )  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None, database=None)
+@given(data=st.data(), n_users=st.integers(1, 12), n_items=st.integers(1, 14), k=st.integers(1, 16), batch_size=st.integers(1, 13))
+def test_engine_matches_reference_loop(data: st.DataObject, n_users: int, n_items: int, k: int, batch_size: int) -> None:
+    draw = data.draw
+    scores = [[float(draw(st.integers(0, 3))) for _ in range(n_items)] for _ in range(n_users)]  # many ties
+    seen = [set(draw(st.lists(st.integers(0, n_items - 1), max_size=n_items))) for _ in range(n_users)]
+    relevant = [sorted(set(draw(st.lists(st.integers(0, n_items - 1), max_size=4))) - seen[u]) for u in range(n_users)]
+    categories = [draw(st.lists(st.sampled_from("abc"), max_size=2)) for _ in range(n_items)]
+    group = [draw(st.integers(0, 2)) for _ in range(n_items)]
+    train_items = [draw(st.integers(0, 5)) for _ in range(n_items)]
+    train_users = [draw(st.integers(0, 5)) for _ in range(n_users)]
+    true_rel = [[float(draw(st.integers(0, 2))) for _ in range(n_items)] for _ in range(n_users)]
+    context = _context(n_users, n_items, train_items, train_users, categories, group)
+    truth = torch.tensor(true_rel)
+    evaluator = Evaluator(n_items, ks=(k,), context=context, true_relevance=lambda users: truth[users], collect_per_user=True)
+    table = lambda sets: {u: sorted(s) for u, s in enumerate(sets)}  # noqa: E731
+    model = FixedScores(torch.tensor(scores))
+    for start in range(0, n_users, batch_size):
+        evaluator.update(model, make_batch(list(range(start, min(start + batch_size, n_users))), table(seen), table(relevant)))
+    values = evaluator.compute()
+    expected = reference_all(
+        scores, seen, relevant, k, context.item_features.tolist(), context.self_information.tolist(),
+        context.is_tail.tolist(), context.is_active.tolist(), group, true_rel,
+    )  # fmt: skip
+    assert set(values) == set(expected)
+    for key, value in expected.items():
+        assert values[key] == pytest.approx(value, abs=1e-9), key
+
+
+def test_results_do_not_depend_on_batch_size_or_workers(tiny_ml) -> None:
+    """Through the real RecDataModule: eval batch sizes 1/7/1024 and 0 or 2 loader workers agree exactly."""
+    from benchmark.data.datamodule import RecDataModule
+    from benchmark.data.datasets import load_dataset
+    from benchmark.model import BatchSpec
+
+    data = load_dataset("synthetic-ml", raw_dir=tiny_ml)
+    scores = torch.randint(0, 5, (data.n_users, data.n_items), generator=torch.Generator().manual_seed(0)).float()
+    context = EvalContext.from_data(data, item_group="year")
+    results = []
+    for batch_size, workers in ((1024, 0), (7, 2), (1, 0)):
+        dm = RecDataModule(data, BatchSpec("pairwise", 8), eval_batch_size=batch_size, num_workers=workers)
+        evaluator = Evaluator(data.n_items, ks=(5, 10, 20), context=context, collect_per_user=True)
+        for batch in dm.test_dataloader():
+            evaluator.update(FixedScores(scores), batch)
+        results.append((evaluator.compute(), evaluator.per_user()))
+    (first, first_users), *others = results
+    assert {"ild@10", "groupdisparity@10", "usergap-ndcg@10", "coverage@20"} <= set(first)
+    for values, per_user in others:
+        assert values.keys() == first.keys()
+        for key in first:
+            assert values[key] == pytest.approx(first[key], abs=1e-12), key
+        np.testing.assert_allclose(per_user["ndcg@10"], first_users["ndcg@10"], atol=1e-12)
+        np.testing.assert_array_equal(per_user["user"], first_users["user"])
+
+
+def test_eval_context_from_data(tiny_ml) -> None:
+    from benchmark.data.datasets import load_dataset
+
+    data = load_dataset("synthetic-ml", raw_dir=tiny_ml)
+    context = EvalContext.from_data(data)
+    assert context.item_group is None  # MovieLens has no state/brand column
+    assert context.item_train_users.sum() == len(data.train) and context.user_train_counts.sum() == len(data.train)
+    assert context.is_tail.sum() == data.n_items - math.ceil(0.2 * data.n_items)
+    assert context.is_active.sum() == math.ceil(0.2 * data.n_users)
+    head = np.flatnonzero(~context.is_tail)
+    assert context.item_train_users[head].min() >= context.item_train_users[context.is_tail].max()
+    assert context.item_features.shape[0] == data.n_items and (context.item_features.sum(1) >= 1).all()
+    with pytest.raises(Exception, match="no item column"):
+        EvalContext.from_data(data, item_group="brand")
+    evaluator = Evaluator(data.n_items, ks=(10,), context=context)
+    assert sorted(evaluator.metrics) == sorted(f"{name}@10" for name in ("ndcg", "hr", "recall", "mrr", "map", *BEYOND_METRICS) if name != "groupdisparity")
+
+
+def test_head_tail_ties_and_uncategorised_items() -> None:
+    from benchmark.evaluation import _top_share
+
+    assert _top_share(np.array([5, 9, 9, 1, 0, 9]), 0.2).tolist() == [False, True, True, False, False, False]  # ceil(1.2) = 2, lower index wins
+    features, vocab = category_multi_hot([["b", "a"], [], None, ["a"]], 4)
+    assert vocab == ["a", "b", "(none)"]
+    assert features.tolist() == [[1, 1, 0], [0, 0, 1], [0, 0, 1], [1, 0, 0]]
+
+
+def test_k_larger_than_the_catalogue_for_every_metric() -> None:
+    context = _context(2, 3, [1, 0, 2], [1, 2], [["a"], ["b"], []], [0, 0, 1])
+    evaluator = Evaluator(3, ks=(10,), context=context)
+    evaluator.update(FixedScores(torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])), make_batch([0, 1], {0: [2]}, {0: [0], 1: [1, 2]}))
+    values = evaluator.compute()
+    assert values["coverage@10"] == 1.0 and values["hr@10"] == 1.0
+    assert values["ndcg@10"] == pytest.approx(((1 / math.log2(3)) + (1 / math.log2(3) + 1 / math.log2(4)) / (1 + 1 / math.log2(3))) / 2)
+    assert values["tailshare@10"] == pytest.approx(4 / 5)  # head = item 2 (ceil(0.6) = 1 item); slots: 1 0 | 0 1 2
+
+
+def test_sampled_protocol_ranks_only_candidates() -> None:
+    scores = torch.tensor([[5.0, 4.0, 3.0, 2.0, 1.0, 0.0]])
+    negatives = SampledNegatives(np.array([0]), np.array([[4, 2, -1]]), "uniform", 0)
+    evaluator = Evaluator(6, ks=(1, 2), metrics=("hr", "mrr"), negatives=negatives)
+    evaluator.update(FixedScores(scores), make_batch([0], {0: [0]}, {0: [3]}))  # candidates: 2, 4 (neg) and 3 (relevant)
+    assert evaluator.compute() == pytest.approx({"hr@1": 0.0, "hr@2": 1.0, "mrr@1": 0.0, "mrr@2": 0.5})
+    assert evaluator.protocol == "sampled"
+    with pytest.raises(ValueError, match="no sampled negatives"):
+        evaluator.update(FixedScores(torch.zeros(2, 6)), make_batch([1], {}, {1: [3]}))
+    with pytest.raises(ValueError, match="dense scorer"):
+        evaluator.update(FixedLists(torch.zeros(1, 2, dtype=torch.long), 6), make_batch([0], {}, {0: [3]}))
+
+
+def test_sample_negatives_never_seen_or_relevant_and_deterministic(tmp_path) -> None:
+    from benchmark.data.datamodule import CSR
+    from benchmark.data.prepare import Interactions
+
+    seen = CSR.from_interactions(Interactions(np.array([0, 0, 1]), np.array([1, 2, 3]), np.zeros(3, dtype=np.int64)), 3)
+    rel = CSR.from_interactions(Interactions(np.array([0, 1, 2]), np.array([0, 0, 5]), np.zeros(3, dtype=np.int64)), 3)
+    for sampler in ("uniform", "popularity"):
+        popularity = np.array([0, 1, 1, 1, 5, 1, 1, 1, 2, 0])
+        a = sample_negatives(np.array([2, 0, 1]), [seen, rel], 10, 4, sampler=sampler, popularity=popularity, seed=3)
+        b = sample_negatives(np.array([0, 1, 2]), [seen, rel], 10, 4, sampler=sampler, popularity=popularity, seed=3)
+        np.testing.assert_array_equal(a.negatives, b.negatives)
+        assert a.users.tolist() == [0, 1, 2]
+        forbidden = {0: {1, 2, 0}, 1: {3, 0}, 2: {5}}
+        for user, row in zip(a.users, a.negatives):
+            assert len(set(row.tolist())) == 4 and not set(row.tolist()) & forbidden[int(user)]
+            if sampler == "popularity":
+                assert not set(row.tolist()) & {0, 9}  # never drawn: no training interactions
+        a.save(tmp_path / "n.npz")
+        loaded = SampledNegatives.load(tmp_path / "n.npz")
+        np.testing.assert_array_equal(loaded.negatives, a.negatives)
+        assert (loaded.sampler, loaded.seed) == (sampler, 3)
+    short = sample_negatives(np.array([0]), [seen, rel], 5, 4, seed=0)  # only items 3 and 4 are eligible
+    assert sorted(short.negatives[0].tolist()) == [-1, -1, 3, 4]
+
+
+def test_update_lists_scores_external_lists_like_a_generative_model() -> None:
+    lists = torch.tensor([[2, 2, 4, -1], [0, 6, 3, 1]])
+    relevant = {0: [2, 5], 1: [0, 3]}
+    a = Evaluator(6, ks=(4,), metrics=("recall", "ndcg"))
+    a.update_lists(make_batch([0, 1], {}, relevant), lists)
+    b = Evaluator(6, ks=(4,), metrics=("recall", "ndcg"))
+    b.update(FixedLists(lists, 6), make_batch([0, 1], {}, relevant))
+    assert a.compute() == b.compute()
+    assert a.compute()["valid_ratio"] == pytest.approx(5 / 8)
+
+
+def test_true_relevance_follows_the_simulators_ground_truth(tiny_ml) -> None:
+    from benchmark.data.datasets import load_dataset
+    from benchmark.data.simulator import load_ground_truth
+    from benchmark.evaluation import true_relevance_for
+
+    data = load_dataset("synthetic-ml", raw_dir=tiny_ml)
+    relevance = true_relevance_for(data, tiny_ml)
+    assert relevance is not None
+    truth = load_ground_truth(tiny_ml)
+    users = torch.tensor([0, 7, data.n_users - 1])
+    table = relevance(users)
+    assert table.shape == (3, data.n_items) and set(table.unique().tolist()) <= {0.0, 1.0}
+    raw_users = np.repeat(data.user_ids[users.numpy()], data.n_items)
+    raw_items = np.tile(data.item_ids, 3)
+    expected = truth.expected_rating(raw_users, raw_items) >= truth.rating_center + 0.5
+    assert table.reshape(-1).numpy().astype(bool).tolist() == expected.tolist()
+    assert true_relevance_for(dataclasses_replace(data, source="real"), tiny_ml) is None
+
+
+def dataclasses_replace(obj, **changes):
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)

@@ -142,3 +142,152 @@ def test_valid_ratio() -> None:
     batch = ranked(torch.zeros(2, 2, dtype=torch.bool), torch.tensor([1, 1]))
     metric.update(dataclasses.replace(batch, valid=torch.tensor([[True, False], [True, True]])))
     assert metric.compute().item() == pytest.approx(3 / 4)
+
+
+# --- beyond-accuracy metrics, by hand ----------------------------------------------------
+
+from benchmark.metrics import (  # noqa: E402
+    ILD,
+    Coverage,
+    Entropy,
+    Gini,
+    GroupDisparity,
+    Novelty,
+    TailShare,
+    TrueNDCG,
+    UserGapNDCG,
+)
+
+
+def lists(items: list[list[int]], users: list[int] | None = None, hits: list[list[int]] | None = None, n_rel: list[int] | None = None) -> RankedBatch:
+    """A RankedBatch from id lists; -1 marks an invalid slot."""
+    tensor = torch.tensor(items)
+    valid = tensor >= 0
+    return RankedBatch(
+        users=torch.tensor(users if users is not None else list(range(len(items)))),
+        items=tensor,
+        valid=valid,
+        hits=torch.tensor(hits, dtype=torch.bool) if hits is not None else torch.zeros_like(valid),
+        n_relevant=torch.tensor(n_rel if n_rel is not None else [1] * len(items)),
+    )
+
+
+# users' lists over 5 items: exposure c = [3, 1, 1, 0, 0] (an invalid slot counts for nothing)
+EXPOSED = [[0, 1], [0, 2], [0, -1]]
+
+
+def test_coverage_gini_entropy_by_hand() -> None:
+    batch = lists(EXPOSED)
+    values = {}
+    for cls in (Coverage, Gini, Entropy):
+        metric = cls(k=2, n_items=5)
+        metric.update(batch)
+        values[cls.name] = metric.compute().item()
+    assert values["coverage"] == pytest.approx(3 / 5)
+    # sorted c = [0, 0, 1, 1, 3]; sum (2j - n - 1) c_j = 2*1 + 4*3 = 14; / (n * sum c) = 14 / 25
+    assert values["gini"] == pytest.approx(14 / 25)
+    assert values["entropy"] == pytest.approx(-(0.6 * math.log(0.6) + 2 * 0.2 * math.log(0.2)))
+
+
+def test_exposure_metrics_cut_at_k_and_edge_cases() -> None:
+    gini = Gini(k=1, n_items=4)
+    gini.update(lists([[0, 1], [0, 2]]))  # k = 1: only item 0, twice -> c = [2, 0, 0, 0]
+    assert gini.compute().item() == pytest.approx((2 * 4 - 4 - 1) * 2 / (4 * 2))  # = 3/4 = 1 - 1/n
+    equal = Gini(k=1, n_items=2)
+    equal.update(lists([[0], [1]]))
+    assert equal.compute().item() == 0.0
+    for cls in (Coverage, Gini, Entropy):  # nothing exposed
+        metric = cls(k=3, n_items=4)
+        metric.update(lists([[-1, -1]]))
+        assert metric.compute().item() == 0.0
+    entropy = Entropy(k=5, n_items=8)
+    entropy.update(lists([[0, 1, 2, 3]]))  # K > list length: uniform over 4 items
+    assert entropy.compute().item() == pytest.approx(math.log(4))
+
+
+def test_ild_by_hand() -> None:
+    features = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0], [0.0, 0.0]])  # item 2 is scaled: cosine ignores norms
+    metric = ILD(k=3, features=features)
+    # user 0: pairs (0,1) d=1, (0,2) d=1-1/sqrt2, (1,2) d=1-1/sqrt2; user 1: one valid item -> left out;
+    # user 2: (1, 3): the all-zero item has cosine 0 with everything -> d=1
+    batch = lists([[0, 1, 2], [2, -1, -1], [1, 3, -1]])
+    values = metric.user_values(batch)
+    u0 = (1 + 2 * (1 - 1 / math.sqrt(2))) / 3
+    assert values[0].item() == pytest.approx(u0) and math.isnan(values[1].item()) and values[2].item() == pytest.approx(1.0)
+    metric.update(batch)
+    assert metric.compute().item() == pytest.approx((u0 + 1.0) / 2)
+    at2 = ILD(k=2, features=features)
+    at2.update(batch)  # k = 2: user 0 has the pair (0, 1) only
+    assert at2.compute().item() == pytest.approx((1.0 + 1.0) / 2)
+    same = ILD(k=2, features=features)
+    same.update(lists([[0, 2]]))
+    assert same.compute().item() == pytest.approx(1 - 1 / math.sqrt(2))
+
+
+def test_novelty_by_hand() -> None:
+    info = torch.tensor([1.0, 2.0, 4.0])
+    metric = Novelty(k=2, self_information=info)
+    metric.update(lists([[0, 2, 1], [1, -1, 0], [-1, -1, -1]]))  # user 2: empty list, left out
+    assert metric.compute().item() == pytest.approx(((1 + 4) / 2 + 2 / 1) / 2)
+    assert metric.count.item() == 2
+
+
+def test_tailshare_by_hand() -> None:
+    is_tail = torch.tensor([False, True, True, False, True])
+    metric = TailShare(k=2, is_tail=is_tail)
+    metric.update(lists([[0, 1, 4], [2, 4, 0], [3, -1, 1]]))  # first 2 slots: 0 1 | 2 4 | 3 (invalid)
+    assert metric.compute().item() == pytest.approx(3 / 5)
+
+
+def test_usergap_ndcg_by_hand() -> None:
+    is_active = torch.tensor([True, False, False, True])
+    metric = UserGapNDCG(k=2, is_active=is_active)
+    batch = lists(
+        [[0, 1], [0, 1], [0, 1], [0, 1]], users=[0, 1, 2, 3], hits=[[1, 0], [0, 1], [0, 0], [1, 1]], n_rel=[1, 1, 2, 2]
+    )
+    active = (1.0 + 1.0) / 2  # user 0: 1; user 3: both hits of 2 relevant -> 1
+    inactive = ((1 / L3) / 1 + 0.0) / 2  # user 1: hit at rank 2, ideal 1 item; user 2: none
+    metric.update(batch)
+    assert metric.compute().item() == pytest.approx(active - inactive)
+    only_inactive = UserGapNDCG(k=2, is_active=is_active)
+    only_inactive.update(lists([[0, 1]], users=[1], hits=[[1, 0]]))
+    assert only_inactive.compute().item() == pytest.approx(0.0 - 1.0)
+
+
+def test_group_disparity_by_hand() -> None:
+    metric = GroupDisparity(k=2, item_group=torch.tensor([0, 0, 1, 1, 1]))
+    metric.update(lists(EXPOSED))  # group exposure [4, 1] -> shares [.8, .2]; catalogue [.4, .6]
+    assert metric.compute().item() == pytest.approx(0.5 * (0.4 + 0.4))
+    fair = GroupDisparity(k=1, item_group=torch.tensor([0, 1]))
+    fair.update(lists([[0], [1]]))
+    assert fair.compute().item() == 0.0
+
+
+def test_true_ndcg_by_hand() -> None:
+    batch = dataclasses.replace(
+        lists([[0, 1, 2], [0, 1, 2], [0, 1, 2]]),
+        true_gains=torch.tensor([[3.0, 0.0, 1.0], [0.0, 2.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64),
+        ideal_gains=torch.tensor([[3.0, 2.0, 1.0], [2.0, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64),
+    )
+    metric = TrueNDCG(k=2)
+    u0 = 3.0 / (3.0 + 2.0 / L3)
+    u1 = (2.0 / L3) / 2.0
+    assert metric.user_values(batch)[:2].tolist() == pytest.approx([u0, u1])
+    metric.update(batch)  # user 2 has no relevant item at all: left out
+    assert metric.compute().item() == pytest.approx((u0 + u1) / 2)
+    ignored = TrueNDCG(k=2)
+    ignored.update(lists([[0, 1]]))  # no true relevance in the batch: nothing to do
+    assert ignored.count.item() == 0
+
+
+def test_beyond_states_are_summable_and_bounded() -> None:
+    metrics = [
+        Coverage(k=2, n_items=5), ILD(k=2, features=torch.eye(5)), Novelty(k=2, self_information=torch.ones(5)),
+        TailShare(k=2, is_tail=torch.ones(5, dtype=torch.bool)), UserGapNDCG(k=2, is_active=torch.ones(3, dtype=torch.bool)),
+        GroupDisparity(k=2, item_group=torch.zeros(5, dtype=torch.long)), TrueNDCG(k=2),
+    ]  # fmt: skip
+    for metric in metrics:
+        for state, default in metric._defaults.items():
+            assert metric._reductions[state] is not None, (metric.key, state)
+            assert default.numel() <= 5, (metric.key, state)  # never grows with the number of users
+        assert not any(k.endswith(("features", "is_tail", "is_active", "item_group", "self_information")) for k in metric.state_dict())

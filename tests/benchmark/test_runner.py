@@ -31,7 +31,8 @@ def test_run_writes_a_complete_record(tiny_ml: Path, tmp_path: Path, capsys: pyt
     assert len(record["dataset_fingerprint"]) == 64 and len(record["config_hash"]) == 12
     assert record["seed"] == 5 and record["config"]["model_config"]["embedding_dim"] == 64
     assert set(record["code"]) >= {"git_sha", "dirty"} and record["packages"]["torch"]
-    assert set(record["metrics"]["test"]) == METRIC_KEYS and set(record["metrics"]["valid"]) == METRIC_KEYS
+    beyond = {f"{m}@{k}" for m in ("ild", "coverage", "gini", "entropy", "novelty", "tailshare", "usergap-ndcg", "ndcg-true") for k in (5, 10, 20)}
+    assert set(record["metrics"]["test"]) == METRIC_KEYS | beyond and set(record["metrics"]["valid"]) == METRIC_KEYS
     assert record["timings"]["epochs"] == 3 and record["timings"]["seconds_per_epoch"] > 0
     assert 1 <= record["best_epoch"] <= 3
     run_dir = tmp_path / "out" / "runs" / record["run_id"]
