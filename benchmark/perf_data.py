@@ -178,12 +178,24 @@ def _measure(name: str, raw_dir: str) -> None:
     data = datasets.load_dataset(name, raw_dir=raw_dir)
     seconds = time.perf_counter() - start
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    peak_kb = usage.ru_maxrss
+    peak_kb = _peak_rss_kb() or usage.ru_maxrss
     print(json.dumps({
         "seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_gb": peak_kb / 1024**2, "read_seconds": read_seconds[0] if read_seconds else 0.0,
         "raw_interactions": int(read_seconds[1]) if read_seconds else 0,
         "n_users": data.n_users, "n_items": data.n_items, "n_interactions": data.n_interactions,
     }))  # fmt: skip
+
+
+def _peak_rss_kb() -> int | None:
+    """This process's own peak RSS (VmHWM). ``ru_maxrss`` is not used: on Linux it keeps the
+    parent's peak across fork+exec, so a child of a big process would report the parent's."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 if __name__ == "__main__":

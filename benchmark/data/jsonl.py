@@ -6,13 +6,19 @@ gzip-compressed or inside a tar archive. ``read_records`` streams them in blocks
 requested keys in columnar buffers that are turned into NumPy arrays every
 ``chunk_lines`` lines. Every problem names the file, the line and the field:
 
-- a line that is not a JSON object (malformed, truncated) -> ``JSONL_ERRORS``;
+- a line that is not a JSON object (malformed, truncated);
 - a required key missing, or any requested key of the wrong type;
 - bytes that are not UTF-8;
 - an empty file; a truncated ``.gz``; a duplicated id (``unique=``).
 
 With ``on_bad_line="skip"`` the offending line is dropped instead and counted
 (a truncated ``.gz`` ends the file: its partial last line counts as one skipped line).
+
+``read_fast_or_precise`` first tries a fast path for flat records (interaction files):
+blocks of whole lines, checked to be UTF-8, parsed by pyarrow's multithreaded JSON
+reader keeping only the requested keys, ids turned into NumPy unicode arrays without a
+Python object per value. On any irregularity it reads the file again with
+``read_records`` (the precise path above), so errors and skip counts are the same.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from benchmark.cli import main
@@ -91,7 +92,7 @@ def test_side_information_carries_signal(written: dict[str, Path]) -> None:
     """Items sharing a category are closer in the latent space than random pairs."""
     raw = read_amazon(written["amazon"])
     gt = load_ground_truth(written["amazon"])
-    factors = gt.item_factors[pd_index(gt.item_ids).get_indexer(raw.items.index)]
+    factors = gt.item_factors[pd.Index(gt.item_ids).get_indexer(raw.items.index)]
     second = raw.items["categories"].map(lambda c: c[1])
     same = second.to_numpy()[:, None] == second.to_numpy()[None, :]
     sim = factors @ factors.T
@@ -101,12 +102,6 @@ def test_side_information_carries_signal(written: dict[str, Path]) -> None:
     assert corr > 0.5
 
 
-def pd_index(values: np.ndarray):  # noqa: ANN201
-    import pandas as pd
-
-    return pd.Index(values)
-
-
 def test_data_synth_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "synth"
     argv = ["data", "synth", "--like", "amazon", "--users", "60", "--items", "40", "--interactions", "600", "--layout", "2023", "--gzip", "--out", str(out)]
@@ -114,6 +109,9 @@ def test_data_synth_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert (out / "Electronics.jsonl.gz").is_file() and (out / "heldout.parquet").is_file()
     assert "synthetic-amazon" in capsys.readouterr().out
     assert len(read_amazon(out)) >= 590
+    before = (out / "Electronics.jsonl.gz").stat().st_mtime_ns
+    data = load_dataset("synthetic-amazon", DataConfig(kcore=0), raw_dir=out)  # the 2023 layout is found, not regenerated
+    assert data.source == "synthetic" and (out / "Electronics.jsonl.gz").stat().st_mtime_ns == before
 
 
 @pytest.mark.slow
