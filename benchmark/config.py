@@ -54,6 +54,9 @@ class TrainConfig:
     eval_sampler: Literal["uniform", "popularity"] = "uniform"  # sampled protocol: how negatives are drawn
     ild_features: str = "categories"  # ILD item features: "categories" (multi-hot) or a .npy [n_items, d] path
     eval_item_group: str | None = "auto"  # item column for groupdisparity; "auto": state/brand if present
+    # item features for models that use side information (extracted once, cached per encoder)
+    text_encoder: str | None = "all-MiniLM-L6-v2"  # sentence-transformers name/path; None: no text features
+    image_encoder: str | None = None  # e.g. "open-clip:ViT-B-32" (extra `vision`); None: no image features
 
 
 def config_keys(*configs: type) -> dict[str, type]:

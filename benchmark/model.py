@@ -50,6 +50,9 @@ class RecModule(L.LightningModule):
     """
 
     train_batches: ClassVar[TrainBatchKind] = "pairwise"
+    #: True for models that use item side information: the harness then extracts (or loads
+    #: from the cache) the dataset's ``ItemFeatures`` and passes them as ``features=``.
+    needs_item_features: ClassVar[bool] = False
 
     def __init__(self, n_users: int, n_items: int) -> None:
         super().__init__()

@@ -209,9 +209,17 @@ def _trainer(train: TrainConfig, *, max_epochs: int, callbacks: list[Callback], 
     )
 
 
-def build_model(cfg: RunConfig, data: PreparedData) -> RecModule:
+def build_model(cfg: RunConfig, data: PreparedData, *, progress: bool = True) -> RecModule:
     spec = get_model(cfg.model)
-    return spec.cls(data.n_users, data.n_items, cfg.model_config)
+    if not spec.cls.needs_item_features:
+        return spec.cls(data.n_users, data.n_items, cfg.model_config)
+    from benchmark.data.features import item_features  # sentence-transformers only when needed
+
+    train = cfg.train_config
+    features = item_features(
+        data, text_encoder=train.text_encoder, image_encoder=train.image_encoder, raw_dir=cfg.raw_dir, progress=progress
+    )
+    return spec.cls(data.n_users, data.n_items, cfg.model_config, features=features)
 
 
 def _test(trainer: L.Trainer, model: RecModule, dm: RecDataModule, evaluator: Evaluator) -> tuple[dict[str, float], pd.DataFrame, float]:
@@ -238,7 +246,7 @@ def run(cfg: RunConfig, out_dir: str | Path = ".", *, progress: bool = True) -> 
     started = dt.datetime.now(dt.timezone.utc)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     data = load_dataset(cfg.data, cfg.data_config, cfg.raw_dir)
-    model = build_model(cfg, data)
+    model = build_model(cfg, data, progress=progress)
     model.attach_evaluator(Evaluator(data.n_items, ks=tuple(cfg.train_config.ks)))
     train = cfg.train_config
     dm = RecDataModule(data, model.batch_spec(), eval_batch_size=train.eval_batch_size, seed=cfg.seed, num_workers=train.num_workers)
