@@ -332,9 +332,16 @@ def cmd_features(args: argparse.Namespace) -> None:
     write_output(args.output, summary)
 
 
-COMMANDS = {"run": cmd_run, "evaluate": cmd_evaluate, "data": cmd_data, "models": cmd_models, "datasets": cmd_datasets}
-COMMANDS.update({"compare": lambda args: cmd_compare(args), "perf": lambda args: cmd_perf(args)})
-COMMANDS["features"] = cmd_features
+COMMANDS = {
+    "run": cmd_run,
+    "evaluate": cmd_evaluate,
+    "compare": cmd_compare,
+    "data": cmd_data,
+    "features": cmd_features,
+    "perf": cmd_perf,
+    "models": cmd_models,
+    "datasets": cmd_datasets,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
