@@ -53,6 +53,9 @@ class RecModule(L.LightningModule):
     #: True for models that use item side information: the harness then extracts (or loads
     #: from the cache) the dataset's ``ItemFeatures`` and passes them as ``features=``.
     needs_item_features: ClassVar[bool] = False
+    #: True for graph models: the harness passes the training split's (users, items) as
+    #: ``train_pairs=`` at construction (also when a checkpoint is restored).
+    needs_train_graph: ClassVar[bool] = False
 
     def __init__(self, n_users: int, n_items: int) -> None:
         super().__init__()

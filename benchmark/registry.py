@@ -9,7 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from baselines.bert4rec import BERT4Rec, BERT4RecConfig
 from baselines.bpr import BPR, BPRConfig
+from baselines.gru4rec import GRU4Rec, GRU4RecConfig
+from baselines.itemknn import ItemKNN, ItemKNNConfig
+from baselines.lightgcn import LightGCN, LightGCNConfig
 from baselines.pop import Pop, PopConfig
 from baselines.sasrec import SASRec, SASRecConfig
 from benchmark.errors import BenchmarkError
@@ -31,6 +35,10 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("pop", Pop, PopConfig(), "Most popular items in training (non-personalised)", {"max_epochs": 1}),
         ModelSpec("bpr", BPR, BPRConfig(), "BPR-MF: matrix factorisation with the pairwise BPR loss (Rendle et al. 2009)"),
         ModelSpec("sasrec", SASRec, SASRecConfig(), "SASRec: causal self-attention over the history, cross-entropy over all items"),
+        ModelSpec("bert4rec", BERT4Rec, BERT4RecConfig(), "BERT4Rec: bidirectional self-attention, masked item prediction over all items (Sun et al. 2019)"),
+        ModelSpec("gru4rec", GRU4Rec, GRU4RecConfig(), "GRU4Rec: a GRU over the history, cross-entropy over all items (Hidasi et al. 2016)"),
+        ModelSpec("itemknn", ItemKNN, ItemKNNConfig(), "ItemKNN: item-based CF, top-k cosine item similarities with shrinkage", {"max_epochs": 1}),
+        ModelSpec("lightgcn", LightGCN, LightGCNConfig(), "LightGCN: linear graph convolution over the training graph, BPR loss (He et al. 2020)"),
     )
 }
 

@@ -211,15 +211,18 @@ def _trainer(train: TrainConfig, *, max_epochs: int, callbacks: list[Callback], 
 
 def build_model(cfg: RunConfig, data: PreparedData, *, progress: bool = True) -> RecModule:
     spec = get_model(cfg.model)
+    # Graph models (LightGCN) build their graph from the training split before the first
+    # step, and rebuild it when a checkpoint is restored through here.
+    extra: dict[str, Any] = {"train_pairs": (data.train.user, data.train.item)} if spec.cls.needs_train_graph else {}
     if not spec.cls.needs_item_features:
-        return spec.cls(data.n_users, data.n_items, cfg.model_config)
+        return spec.cls(data.n_users, data.n_items, cfg.model_config, **extra)
     from benchmark.data.features import item_features  # sentence-transformers only when needed
 
     train = cfg.train_config
     features = item_features(
         data, text_encoder=train.text_encoder, image_encoder=train.image_encoder, raw_dir=cfg.raw_dir, progress=progress
     )
-    return spec.cls(data.n_users, data.n_items, cfg.model_config, features=features)
+    return spec.cls(data.n_users, data.n_items, cfg.model_config, features=features, **extra)
 
 
 def _test(trainer: L.Trainer, model: RecModule, dm: RecDataModule, evaluator: Evaluator) -> tuple[dict[str, float], pd.DataFrame, float]:

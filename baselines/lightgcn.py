@@ -1,0 +1,133 @@
+"""LightGCN: linear graph convolution over the user-item bipartite graph.
+
+Reference: He et al., "LightGCN: Simplifying and Powering Graph Convolution Network for
+Recommendation", SIGIR 2020. Follows RecBole's ``LightGCN`` (the peer implementation we
+are compared with): ego embeddings E0 of users and items (Xavier-uniform
+initialisation), E_{l+1} = D^-1/2 A D^-1/2 E_l over the bipartite graph A of the
+*training* interactions (binarised; degrees + 1e-7 as RecBole, so isolated nodes do not
+divide by zero), final embeddings = mean of E_0 .. E_L, score = dot product of final
+embeddings. Loss = BPR loss over every (interaction, negative) pair + reg_weight * the
+L2 term of RecBole's ``EmbLoss`` (``require_pow`` False): the sum of the Frobenius norms
+of the batch's user, positive-item and negative-item *ego* embeddings, divided by the
+batch size.
+
+The graph: models only receive batches, but LightGCN needs the training graph before its
+first gradient step. The class sets ``needs_train_graph = True`` and the harness
+(``benchmark.runner.build_model``) passes ``train_pairs=(users, items)`` of the training
+split to ``__init__``, which builds the normalised adjacency as a non-persistent sparse
+buffer: checkpoints hold only the embeddings, and restoring through ``build_model``
+rebuilds the same graph from the same data. The propagated embeddings are cached while
+no gradient is recorded (evaluation) and recomputed whenever the weights change.
+
+Defaults (RecBole's): embedding_dim 64, 2 layers, reg_weight 1e-5, Adam, lr 1e-3,
+batch_size 2048, 1 uniformly sampled negative per positive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark.model import RecModule
+
+
+@dataclass
+class LightGCNConfig:
+    """Hyper-parameters of LightGCN."""
+
+    embedding_dim: int = 64
+    """Size of the user and item (ego) embeddings."""
+    n_layers: int = 2
+    """Propagation layers; the final embedding averages layers 0..n_layers."""
+    reg_weight: float = 1e-5
+    """Weight of the L2 term on the batch's ego embeddings (RecBole's EmbLoss)."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    batch_size: int = 2048
+    """Training interactions (positive pairs) per batch."""
+    num_negatives: int = 1
+    """Negatives sampled per positive; the BPR loss is taken against each of them."""
+
+
+def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> torch.Tensor:
+    """Sparse COO D^-1/2 A D^-1/2 of the bipartite graph (users first, then items), A binary."""
+    keys = np.unique(np.asarray(users, dtype=np.int64) * n_items + np.asarray(items, dtype=np.int64))
+    u, i = torch.from_numpy(keys // n_items), torch.from_numpy(keys % n_items) + n_users
+    n = n_users + n_items
+    rows, cols = torch.cat([u, i]), torch.cat([i, u])
+    degree = torch.bincount(rows, minlength=n).to(torch.float32) + 1e-7
+    d_inv_sqrt = degree.pow(-0.5)
+    values = d_inv_sqrt[rows] * d_inv_sqrt[cols]
+    return torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (n, n), check_invariants=True).coalesce()
+
+
+class LightGCN(RecModule):
+    """Mean of 0..L rounds of normalised neighbourhood averaging of the embeddings; score = dot product."""
+
+    #: the harness passes ``train_pairs`` (the training split's users and items) to __init__
+    needs_train_graph: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        config: LightGCNConfig,
+        *,
+        train_pairs: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        super().__init__(n_users, n_items)
+        if train_pairs is None:
+            raise ValueError("LightGCN needs train_pairs=(users, items) of the training split to build its graph")
+        self.config = config
+        self.user_emb = nn.Embedding(n_users, config.embedding_dim)
+        self.item_emb = nn.Embedding(n_items, config.embedding_dim)
+        nn.init.xavier_uniform_(self.user_emb.weight)
+        nn.init.xavier_uniform_(self.item_emb.weight)
+        self.register_buffer("norm_adj", normalized_adjacency(*train_pairs, n_users, n_items), persistent=False)
+        self._cache: tuple[tuple[int, ...], torch.Tensor, torch.Tensor] | None = None
+
+    def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final (layer-averaged) user and item embeddings: [n_users, d], [n_items, d]."""
+        x = torch.cat([self.user_emb.weight, self.item_emb.weight])
+        layers = [x]
+        for _ in range(self.config.n_layers):
+            x = torch.sparse.mm(self.norm_adj, x)
+            layers.append(x)
+        final = torch.stack(layers).mean(0)
+        return final[: self.n_users], final[self.n_users :]
+
+    def _final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``propagate()``, cached while no gradient is recorded, until the weights change."""
+        if torch.is_grad_enabled():
+            self._cache = None
+            return self.propagate()
+        weights = (self.user_emb.weight, self.item_emb.weight)
+        key = tuple(v for w in weights for v in (w.data_ptr(), w._version))
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, *self.propagate())
+        return self._cache[1], self._cache[2]
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        user_all, item_all = self.propagate()
+        users, pos_items, neg_items = batch["users"], batch["pos_items"], batch["neg_items"]
+        u = user_all[users]  # [B, d]
+        pos_scores = (u * item_all[pos_items]).sum(-1)  # [B]
+        neg_scores = torch.einsum("bd,bkd->bk", u, item_all[neg_items])  # [B, K]
+        bpr = F.softplus(neg_scores - pos_scores.unsqueeze(1)).mean()  # -log sigmoid(pos - neg)
+        ego = (self.user_emb(users), self.item_emb(pos_items), self.item_emb(neg_items))
+        reg = sum(torch.linalg.vector_norm(e) for e in ego) / users.shape[0]
+        loss = bpr + self.config.reg_weight * reg
+        self.log("train/loss", loss, prog_bar=True, batch_size=users.shape[0])
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.config.lr)
+
+    def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        user_all, item_all = self._final_embeddings()
+        return user_all[batch["users"]] @ item_all.T
