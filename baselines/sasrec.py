@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.model import RecModule, TrainBatchKind
+from benchmark.model import RecModule, TrainBatchKind, adam
 
 
 @dataclass
@@ -157,7 +157,7 @@ class SASRec(RecModule):
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+        return adam(self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
 
     def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         history = batch["history"][:, -self.config.max_seq_length :]

@@ -15,12 +15,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmark.ablation import add_ablation_parser, cmd_ablation
 from benchmark.config import DataConfig, apply_overrides, load_config_file, parse_set_options
 from benchmark.data.datasets import DATASETS, load_dataset
 from benchmark.data.features import dataset_card
 from benchmark.errors import BenchmarkError
+from benchmark.leaderboard import add_parsers as add_leaderboard_parsers, cmd_leaderboard, cmd_submit
 from benchmark.perf_data import add_perf_data_parser, add_synth_parser, cmd_perf_data, cmd_synth
 from benchmark.registry import MODELS
+from benchmark.results import add_collect_parser, cmd_collect
+from benchmark.sweep import add_sweep_parser, cmd_sweep
 
 
 def _add_output(parser: argparse.ArgumentParser) -> None:
@@ -53,8 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-epochs", type=int, help="maximum training epochs (default: the model's)")
     run.add_argument("--accelerator", choices=["cpu", "gpu", "auto"], help="default cpu")
     run.add_argument("--devices", type=int, help="processes/devices (default 1)")
+    run.add_argument("--num-nodes", type=int, help="machines, each running --devices processes (default 1; see README, Running at scale)")
     run.add_argument("--strategy", choices=["auto", "ddp"], help="default auto")
     _add_protocol(run)
+    run.add_argument(
+        "--protocol", choices=["offline", "streaming"],
+        help="streaming: after the test pass, replay the evaluation period in windows, predicting each window before a "
+        "momentum-SGD update on it, adaptive vs frozen model (--set stream_windows=10 stream_lr=... stream_momentum=0.9 "
+        "stream_replay_size=... stream_recency_half_life=1.0 stream_steps_per_window=...; see benchmark/streaming.py)",
+    )  # fmt: skip
     run.add_argument("--out", default=".", help="folder that receives runs/<run_id>/ (default: current folder)")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_output(run)
@@ -67,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate_options(evaluate)
     evaluate.add_argument("--raw-dir", help="raw files, if they moved since the run")
     evaluate.add_argument("--devices", type=int, help="processes/devices")
+    evaluate.add_argument("--num-nodes", type=int, help="machines, each running --devices processes")
     evaluate.add_argument("--accelerator", choices=["cpu", "gpu", "auto"])
     evaluate.add_argument("--strategy", choices=["auto", "ddp"])
     _add_output(evaluate)
@@ -83,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_synth_parser(data_commands)
 
     _add_evaluation_commands(commands, data_commands)
+    add_leaderboard_parsers(commands)
+    add_collect_parser(commands)
+    add_sweep_parser(commands)
+    add_ablation_parser(commands, _add_overrides, _add_output, list(DATASETS))
     commands.add_parser("models", help="list registered models", description="List registered models.")
     commands.add_parser("datasets", help="list datasets", description="List datasets.")
 
@@ -150,6 +166,17 @@ def _add_evaluation_commands(commands: argparse._SubParsersAction, data_commands
         perf_eval.add_argument(f"--{name}", type=int, default=default, help=f"{what} (default {default})")
     _add_output(perf_eval)
     add_perf_data_parser(perf_commands)
+    text = "median seconds per training epoch of a model (validation off), optionally split into batch building, steps and Lightning"
+    perf_train = perf_commands.add_parser("train", help=text, description=text)
+    perf_train.add_argument("--model", required=True, choices=list(MODELS))
+    perf_train.add_argument("--data", required=True, choices=list(DATASETS))
+    perf_train.add_argument("--raw-dir", help="folder with the raw files (default: $BENCHMARK_DATA/<name>/)")
+    perf_train.add_argument("--epochs", type=int, default=5, help="epochs to time; the first is reported apart (default 5)")
+    perf_train.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1, as RecBole's reference figures)")
+    perf_train.add_argument("--profile", action="store_true", help="also time batch building and bare steps without Lightning")
+    perf_train.add_argument("--seed", type=int, default=0)
+    _add_overrides(perf_train)
+    _add_output(perf_train)
 
 
 def _protocol_label(record: dict[str, Any]) -> str:
@@ -169,9 +196,23 @@ def cmd_compare(args: argparse.Namespace) -> None:
     write_output(args.output, result)
 
 
+def cmd_perf_train(args: argparse.Namespace) -> None:
+    from benchmark.perf_train import perf_train
+    from benchmark.runner import resolve
+
+    cfg = resolve(args.model, args.data, _overrides(args), seed=args.seed, raw_dir=args.raw_dir)
+    result = perf_train(cfg, epochs=args.epochs, threads=args.threads, profile=args.profile)
+    figures = result.figures()
+    print(f"\n{args.model} on {args.data}: {result.batches_per_epoch} batches per epoch, {result.threads} thread(s)")
+    print_table([[k, v] for k, v in figures.items()], ["figure", "value"])
+    write_output(args.output, figures)
+
+
 def cmd_perf(args: argparse.Namespace) -> None:
     if args.perf_command == "data":
         return cmd_perf_data(args)
+    if args.perf_command == "train":
+        return cmd_perf_train(args)
     from benchmark.perf import PerfSetup, perf_eval
 
     setup = PerfSetup(args.users, args.items, args.dim, args.k, args.seen, args.batch_size, args.torchmetrics_users, args.repeats)
@@ -245,22 +286,67 @@ def cmd_run(args: argparse.Namespace) -> None:
     from benchmark.runner import resolve, run  # lightning import only where needed
 
     overrides = _overrides(args)
-    for key in ("max_epochs", "accelerator", "devices", "strategy", "eval_protocol"):
+    for key in ("max_epochs", "accelerator", "devices", "num_nodes", "strategy", "eval_protocol", "protocol"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     cfg = resolve(args.model, args.data, overrides, seed=args.seed, raw_dir=args.raw_dir)
     record = run(cfg, args.out, progress=not args.no_progress)
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if rank_zero_only.rank != 0:  # under DDP every process holds the record; rank 0 reports it
+        return
     timings = record["timings"]
     print(f"\n{record['model']} on {record['dataset']} ({record['data_source']} data, split {record['split']}, {_protocol_label(record)})")
     print(f"epochs {timings['epochs']} (best {record['best_epoch']}), {timings['seconds_per_epoch']} s/epoch, test pass {timings['eval_seconds']} s")
     print_metrics(record["metrics"])
+    extra = print_run_extras(record, Path(args.out) / "runs" / record["run_id"])
     print(f"\nrun record: {Path(args.out) / 'runs' / record['run_id'] / 'result.json'}")
-    write_output(args.output, {**_flat(record["metrics"]), **{k: v for k, v in timings.items()}, "run_id": record["run_id"], "eval_protocol": record["eval_protocol"]})
+    write_output(args.output, {**_flat(record["metrics"]), **{k: v for k, v in timings.items()}, **extra, "run_id": record["run_id"], "eval_protocol": record["eval_protocol"]})
+
+
+def print_run_extras(record: dict[str, Any], run_dir: Path, n_examples: int = 3) -> dict[str, Any]:
+    """Explanation metrics and a few examples; the streaming table. Returns their flat figures
+    (``explanation/bleu4``, ``stream/adaptive-ndcg@10`` = mean over windows, ...)."""
+    flat: dict[str, Any] = {}
+    if "explanations" in record:
+        metrics = record["explanations"]["metrics"]
+        print(f"\nexplanations ({record['explanations']['n_users']} test users)")
+        print_table([[k, v] for k, v in metrics.items()], ["metric", "value"])
+        flat.update({f"explanation/{k}": v for k, v in metrics.items()})
+        path = run_dir / record["explanations"]["file"]
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines()[:n_examples]:
+                sample = json.loads(line)
+                print(f"- user {sample.get('user')}, {sample.get('title')!r}: {sample.get('explanation')}")
+                if sample.get("reference"):
+                    print(f"  reference: {sample['reference']}")
+    if "streaming" in record:
+        from benchmark.streaming import streaming_rows
+
+        stream = record["streaming"]
+        config = stream["config"]
+        print(f"\nstreaming: {config['n_events']} events in {len(stream['windows'])} windows; updates: "
+              f"{'momentum SGD on ' + format(config['n_adaptation_parameters'], ',') + ' parameters' if config['adapted'] else 'none (the model does not adapt)'}")  # fmt: skip
+        rows, header = streaming_rows(stream)
+        print_table(rows, header)
+        latency = stream["update_latency_ms"]
+        print(f"update latency per batch: p50 {latency['p50']} ms, p99 {latency['p99']} ms ({latency['n_batches']} batches)")
+        for model in ("adaptive", "frozen"):
+            for key in ("ndcg@10", "hr@10"):
+                values = [w[model][key] for w in stream["windows"] if key in w[model]]
+                if values:
+                    flat[f"stream/{model}-{key}"] = sum(values) / len(values)
+        flat["stream/update-latency-p50-ms"], flat["stream/update-latency-p99-ms"] = latency["p50"], latency["p99"]
+    return flat
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from benchmark.predictions import evaluate_command
 
+    if args.num_nodes is not None:  # a TrainConfig key: the checkpoint's config takes it as an override
+        if args.predictions:
+            raise BenchmarkError("--num-nodes goes with --checkpoint")
+        args.overrides = [*args.overrides, f"num_nodes={args.num_nodes}"]
     evaluate_command(args)
 
 
@@ -335,12 +421,17 @@ def cmd_features(args: argparse.Namespace) -> None:
 COMMANDS = {
     "run": cmd_run,
     "evaluate": cmd_evaluate,
+    "sweep": cmd_sweep,
+    "ablation": lambda args: write_output(args.output, cmd_ablation(args, _overrides(args))),
     "compare": cmd_compare,
+    "collect": cmd_collect,
     "data": cmd_data,
     "features": cmd_features,
     "perf": cmd_perf,
     "models": cmd_models,
     "datasets": cmd_datasets,
+    "submit": cmd_submit,
+    "leaderboard": cmd_leaderboard,
 }
 
 

@@ -46,6 +46,7 @@ class TrainConfig:
     num_workers: int = 0  # data-loader workers; 0 is fastest for in-memory numpy batches
     accelerator: Literal["cpu", "gpu", "auto"] = "cpu"
     devices: int = 1
+    num_nodes: int = 1  # machines; devices * num_nodes processes (SLURM/torchrun launch them, see README)
     strategy: Literal["auto", "ddp"] = "auto"
     deterministic: bool = True
     # test protocol (benchmark/evaluation.py); validation is always full ranking, accuracy only
@@ -57,6 +58,19 @@ class TrainConfig:
     # item features for models that use side information (extracted once, cached per encoder)
     text_encoder: str | None = "all-MiniLM-L6-v2"  # sentence-transformers name/path; None: no text features
     image_encoder: str | None = None  # e.g. "open-clip:ViT-B-32" (extra `vision`); None: no image features
+    # evaluation protocol after the test pass (benchmark/streaming.py): "streaming" also replays the
+    # evaluation period in windows, predicting each before updating on it (adaptive vs frozen model)
+    protocol: Literal["offline", "streaming"] = "offline"
+    stream_windows: int = 10  # equal-count windows of the evaluation period
+    stream_lr: float = 0.001  # momentum-SGD learning rate of the per-window updates (models may set their own default)
+    stream_momentum: float = 0.9  # SGD momentum (gamma); buffers persist across windows
+    stream_replay_size: int = 2048  # replay reservoir capacity (0: no replay); each update mixes in <= its event count
+    stream_recency_half_life: float | None = 1.0  # recency-weight half-life in window lengths; None: uniform
+    stream_steps_per_window: int | None = None  # optimizer steps per window; None: one pass over the update set
+    # explanations (models with explanation_report, e.g. LLM4Rec): test users whose top-10 lists the
+    # model receives (seeded sample; 0 = all), and explanations written to runs/<id>/explanations.jsonl
+    explanation_users: int = 1000
+    explanation_samples: int = 20
 
 
 def config_keys(*configs: type) -> dict[str, type]:

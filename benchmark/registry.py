@@ -11,13 +11,19 @@ from typing import Any
 
 from baselines.bert4rec import BERT4Rec, BERT4RecConfig
 from baselines.bpr import BPR, BPRConfig
+from baselines.freedom import FREEDOM, FREEDOMConfig
+from baselines.genrec import GenRec, GenRecConfig
 from baselines.gru4rec import GRU4Rec, GRU4RecConfig
+from baselines.ips_mf import IPSMF, IPSMFConfig
 from baselines.itemknn import ItemKNN, ItemKNNConfig
 from baselines.lightgcn import LightGCN, LightGCNConfig
+from baselines.p5 import P5, P5Config
 from baselines.pop import Pop, PopConfig
 from baselines.sasrec import SASRec, SASRecConfig
+from baselines.vbpr import VBPR, VBPRConfig
 from benchmark.errors import BenchmarkError
 from benchmark.model import RecModule
+from llm4rec.model import ABLATIONS, LLM4Rec, LLM4RecConfig, LLM4RecGenerative, ablation_config
 
 
 @dataclass(frozen=True)
@@ -29,16 +35,34 @@ class ModelSpec:
     train_defaults: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields this model changes
 
 
+# LLM4Rec's CPU budget: few epochs of capped windows (llm4rec/README.md), evaluation in chunks with a
+# progress bar, explanations generated for a sample of test users
+LLM4REC_TRAIN = {"max_epochs": 3, "patience": 1, "eval_batch_size": 256, "explanation_users": 64}
+
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
         ModelSpec("pop", Pop, PopConfig(), "Most popular items in training (non-personalised)", {"max_epochs": 1}),
-        ModelSpec("bpr", BPR, BPRConfig(), "BPR-MF: matrix factorisation with the pairwise BPR loss (Rendle et al. 2009)"),
+        # stream_lr: streaming updates are plain momentum SGD on a batch-mean loss, so an embedding
+        # row moves ~lr / batch_size per event; 20 was the best of 1/5/20/50 on synthetic-amazon (temporal)
+        ModelSpec("bpr", BPR, BPRConfig(), "BPR-MF: matrix factorisation with the pairwise BPR loss (Rendle et al. 2009)", {"stream_lr": 20.0}),
         ModelSpec("sasrec", SASRec, SASRecConfig(), "SASRec: causal self-attention over the history, cross-entropy over all items"),
         ModelSpec("bert4rec", BERT4Rec, BERT4RecConfig(), "BERT4Rec: bidirectional self-attention, masked item prediction over all items (Sun et al. 2019)"),
         ModelSpec("gru4rec", GRU4Rec, GRU4RecConfig(), "GRU4Rec: a GRU over the history, cross-entropy over all items (Hidasi et al. 2016)"),
         ModelSpec("itemknn", ItemKNN, ItemKNNConfig(), "ItemKNN: item-based CF, top-k cosine item similarities with shrinkage", {"max_epochs": 1}),
         ModelSpec("lightgcn", LightGCN, LightGCNConfig(), "LightGCN: linear graph convolution over the training graph, BPR loss (He et al. 2020)"),
+        ModelSpec("vbpr", VBPR, VBPRConfig(), "VBPR: BPR-MF plus a user preference over projected text/image item features (He & McAuley 2016)"),
+        ModelSpec("freedom", FREEDOM, FREEDOMConfig(), "FREEDOM: frozen item-item kNN graph from item features + degree-pruned user-item graph (Zhou & Shen 2023)"),
+        ModelSpec("ips-mf", IPSMF, IPSMFConfig(), "IPS-MF: BPR-MF with clipped, self-normalised inverse item-popularity propensity weights (Saito 2020)"),
+        # LLM baselines on a CPU budget: few epochs of capped windows (docstrings of baselines/genrec.py, p5.py)
+        ModelSpec("genrec", GenRec, GenRecConfig(), "GenRec: LoRA LLM generates the next item's title from the history's titles, beam search constrained to the catalogue (Ji et al. 2024)", {"max_epochs": 3, "patience": 1}),
+        ModelSpec("p5", P5, P5Config(), "P5: items as new LLM tokens (random numbering), LoRA, whole-item generation of the next item token (Geng et al. 2022)", {"max_epochs": 5, "patience": 2}),
+        ModelSpec("llm4rec", LLM4Rec, LLM4RecConfig(), "LLM4Rec (Ma et al. 2025): LLM over fused multimodal item soft tokens, RAG, debiasing, explanations, adaptation", LLM4REC_TRAIN),
+        *(
+            ModelSpec(f"llm4rec-{name}", LLM4Rec, ablation_config(name), f"LLM4Rec ablation: {name.removeprefix('no-')} module off ({', '.join(f'{k}={v}' for k, v in changes.items())})", LLM4REC_TRAIN)
+            for name, changes in ABLATIONS.items()
+        ),
+        ModelSpec("llm4rec-generative", LLM4RecGenerative, LLM4RecConfig(), "LLM4Rec decoding item titles by beam search constrained to the catalogue (evaluated through recommend)", LLM4REC_TRAIN),
     )
 }
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
+import numpy as np
 import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
@@ -37,7 +38,7 @@ from benchmark.data.datasets import load_dataset
 from benchmark.data.prepare import PreparedData
 from benchmark.errors import BenchmarkError
 from benchmark.compare import write_per_user
-from benchmark.evaluation import Evaluator, SampledNegatives, test_evaluator, test_negatives, true_relevance_for
+from benchmark.evaluation import Evaluator, SampledNegatives, _valid_ids, mask_seen, test_evaluator, test_negatives, top_k, true_relevance_for
 from benchmark.model import RecModule
 from benchmark.registry import ModelSpec, get_model
 
@@ -164,8 +165,9 @@ class EpochTimer(Callback):
             self._start = None
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.training:
-            self._stop()
+        # Lightning has already switched the stage to "validating" here (trainer.training is
+        # False), so no stage test: outside a training epoch _start is None and this is a no-op
+        self._stop()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._stop()
@@ -186,6 +188,7 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*sync_dist=True.*")  # DDP: the Evaluator's torchmetrics state is synced before logging
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -196,6 +199,7 @@ def _trainer(train: TrainConfig, *, max_epochs: int, callbacks: list[Callback], 
         max_epochs=max_epochs,
         accelerator=train.accelerator,
         devices=train.devices,
+        num_nodes=train.num_nodes,
         strategy=train.strategy,
         callbacks=callbacks,
         logger=logger,
@@ -214,6 +218,10 @@ def build_model(cfg: RunConfig, data: PreparedData, *, progress: bool = True) ->
     # Graph models (LightGCN) build their graph from the training split before the first
     # step, and rebuild it when a checkpoint is restored through here.
     extra: dict[str, Any] = {"train_pairs": (data.train.user, data.train.item)} if spec.cls.needs_train_graph else {}
+    if getattr(spec.cls, "needs_item_table", False):  # models that read item text (GenRec's titles)
+        extra["items"] = data.items
+    if getattr(spec.cls, "needs_raw_dir", False):  # models that read raw review text (LLM4Rec's explanation targets)
+        extra["raw_dir"] = cfg.raw_dir
     if not spec.cls.needs_item_features:
         return spec.cls(data.n_users, data.n_items, cfg.model_config, **extra)
     from benchmark.data.features import item_features  # sentence-transformers only when needed
@@ -233,7 +241,64 @@ def _test(trainer: L.Trainer, model: RecModule, dm: RecDataModule, evaluator: Ev
     per_user = pd.DataFrame(model.evaluator.per_user())
     if "user" in per_user:
         per_user.insert(0, "raw_user_id", dm.data.user_ids[per_user["user"].to_numpy()].astype(str))
+        per_user["n_test_items"], per_user["test_item_popularity"] = relevant_item_popularity(dm, per_user["user"].to_numpy())
     return dict(model.evaluation_results["test"]), per_user, seconds
+
+
+def relevant_item_popularity(dm: RecDataModule, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(number of relevant test items, their mean training interactions) per user: lets
+    `collect` plot NDCG by the popularity of the item to be found (one item under loo)."""
+    train_counts = np.bincount(dm.data.train.item, minlength=dm.data.n_items)
+    relevant = dm.test_set.relevant
+    n = relevant.lengths(users)
+    rows, items = relevant.gather(users)
+    total = np.bincount(rows, weights=train_counts[items], minlength=len(users))
+    return n.astype(np.int64), total / np.maximum(n, 1)
+
+
+EXPLANATIONS_FILE = "explanations.jsonl"
+EXPLANATION_K = 10
+
+
+@torch.no_grad()
+def top_k_lists(model: RecModule, dm: RecDataModule, rows: np.ndarray, k: int, batch_size: int) -> dict[int, list[int]]:
+    """Top-k items (seen ones masked, as in the test pass) of the test users at ``rows`` of
+    ``dm.test_set``: {internal user id: item ids}."""
+    model.eval()
+    out: dict[int, list[int]] = {}
+    for start in range(0, len(rows), batch_size):
+        batch = {key: v.to(model.device) for key, v in dm.test_set[(0, 0, rows[start : start + batch_size])].items()}
+        if type(model).is_generative():
+            items = model.recommend(batch, k)
+            valid = _valid_ids(items, dm.data.n_items)
+        else:
+            scores = model.score(batch).clone()
+            mask_seen(scores, batch["seen_rows"], batch["seen_items"])
+            items, valid = top_k(scores, k)
+        for user, row, ok in zip(batch["users"].tolist(), items.tolist(), valid.tolist()):
+            out[user] = [item for item, good in zip(row, ok) if good]
+    return out
+
+
+def explanations(model: RecModule, dm: RecDataModule, train: TrainConfig, *, seed: int, run_dir: Path, write: bool) -> dict[str, Any] | None:
+    """For models with ``explanation_report(data, top_k, n_samples) -> (metrics, samples)``:
+    hand it the top-10 lists of ``train.explanation_users`` test users (seeded sample; 0 =
+    all), write the samples to ``explanations.jsonl`` and return what the record keeps."""
+    report = getattr(model, "explanation_report", None)
+    if report is None:
+        return None
+    start = time.perf_counter()
+    rows = np.arange(len(dm.test_set))
+    if 0 < train.explanation_users < len(rows):
+        rows = np.sort(np.random.default_rng([seed, 17]).choice(len(rows), train.explanation_users, replace=False))
+    metrics, samples = report(dm.data, top_k_lists(model, dm, rows, EXPLANATION_K, train.eval_batch_size), train.explanation_samples)
+    if write:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with open(run_dir / EXPLANATIONS_FILE, "w", encoding="utf-8") as fh:
+            for sample in samples:
+                fh.write(json.dumps(sample, ensure_ascii=False, default=str) + "\n")
+    return {"metrics": {k: float(v) for k, v in metrics.items()}, "n_users": len(rows), "n_samples": len(samples),
+            "file": EXPLANATIONS_FILE, "seconds": round(time.perf_counter() - start, 3)}  # fmt: skip
 
 
 def new_run_id(cfg: RunConfig) -> str:
@@ -244,10 +309,17 @@ def new_run_id(cfg: RunConfig) -> str:
     return os.environ["BENCHMARK_RUN_ID"]
 
 
-def run(cfg: RunConfig, out_dir: str | Path = ".", *, progress: bool = True) -> dict[str, Any]:
-    """Train ``cfg.model`` on ``cfg.data``, test the best checkpoint, write and return the run record."""
+def run(cfg: RunConfig, out_dir: str | Path = ".", *, progress: bool = True, tags: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train ``cfg.model`` on ``cfg.data``, test the best checkpoint, write and return the run record.
+
+    ``tags`` (e.g. ``{"sweep": study}`` for a sweep's re-runs) go into the record as ``tags``.
+    """
     started = dt.datetime.now(dt.timezone.utc)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.train_config.protocol == "streaming":
+        from benchmark.streaming import check_streaming
+
+        check_streaming(cfg.train_config)  # before training, not after
     data = load_dataset(cfg.data, cfg.data_config, cfg.raw_dir)
     model = build_model(cfg, data, progress=progress)
     model.attach_evaluator(Evaluator(data.n_items, ks=tuple(cfg.train_config.ks)))
@@ -296,6 +368,15 @@ def run(cfg: RunConfig, out_dir: str | Path = ".", *, progress: bool = True) -> 
     negatives = test_negatives(dm, train, seed=cfg.seed) if train.eval_protocol == "sampled" else None
     evaluator = test_evaluator(dm, train, seed=cfg.seed, negatives=negatives, true_relevance=true_relevance_for(data, cfg.raw_dir))
     test, per_user, eval_seconds = _test(trainer, model, dm, evaluator)
+    # after the test pass, in this order: explanations read the tested model, streaming then updates it
+    extras = {"protocol": train.protocol}
+    explained = explanations(model, dm, train, seed=cfg.seed, run_dir=run_dir, write=trainer.is_global_zero)
+    if explained is not None:
+        extras["explanations"] = explained
+    if train.protocol == "streaming":
+        from benchmark.streaming import run_stream
+
+        extras["streaming"] = run_stream(model, data, train, seed=cfg.seed)
 
     record = {
         "run_id": run_id,
@@ -324,6 +405,8 @@ def run(cfg: RunConfig, out_dir: str | Path = ".", *, progress: bool = True) -> 
         "started": started.isoformat(timespec="seconds"),
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "status": "completed",
+        **extras,
+        **({"tags": tags} if tags else {}),
         "files": {"checkpoint": "checkpoints/best.ckpt", "per_user": "per_user_test.parquet", "tensorboard": "tb",
                   **({"sampled_negatives": NEGATIVES_FILE} if negatives else {})},
     }  # fmt: skip

@@ -93,6 +93,33 @@ def _contains(sorted_keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return sorted_keys[position] == queries
 
 
+class PairSet:
+    """Membership of (user, item) pairs, for negative sampling.
+
+    A dense boolean table when it fits in ``table_limit`` bytes (one random read per query:
+    negative sampling on ml-latest-small costs a few ms per epoch instead of ~0.1 s), else
+    binary search on the sorted keys (memory-bounded for ML-25M-sized catalogues).
+    """
+
+    def __init__(self, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, table_limit: int = 64 * 2**20) -> None:
+        self.n_items = n_items
+        keys = np.unique(np.asarray(users, dtype=np.int64) * n_items + np.asarray(items, dtype=np.int64))
+        self.table: np.ndarray | None = None
+        self.keys: np.ndarray | None = None
+        if n_users * n_items <= table_limit:
+            self.table = np.zeros(n_users * n_items, dtype=bool)
+            self.table[keys] = True
+        else:
+            self.keys = keys
+
+    def contains(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Elementwise: is (users, items) a known pair? (broadcasts like numpy)"""
+        queries = users * self.n_items + items
+        if self.table is not None:
+            return self.table[queries]
+        return _contains(self.keys, queries)
+
+
 def _tensors(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.int64)) for k, v in batch.items()}
 
@@ -103,7 +130,7 @@ class PairwiseDataset(Dataset):
     def __init__(self, train: Interactions, n_items: int, num_negatives: int, seed: int, rank: int = 0) -> None:
         self.user, self.item = train.user, train.item
         self.n_items, self.num_negatives, self.seed, self.rank = n_items, num_negatives, seed, rank
-        self.positive_keys = np.unique(train.user * n_items + train.item)
+        self.positives = PairSet(train.user, train.item, int(train.user.max(initial=-1)) + 1, n_items)
 
     def __len__(self) -> int:
         return len(self.user)
@@ -113,11 +140,13 @@ class PairwiseDataset(Dataset):
         rng = np.random.default_rng([self.seed, epoch, number, self.rank])
         users = self.user[idx]
         negatives = rng.integers(0, self.n_items, (len(idx), self.num_negatives))
+        rows, cols = np.nonzero(self.positives.contains(users[:, None], negatives))
         for _ in range(100):  # resample collisions with positives; bounded for near-complete users
-            hit = _contains(self.positive_keys, users[:, None] * self.n_items + negatives)
-            if not hit.any():
+            if not len(rows):
                 break
-            negatives[hit] = rng.integers(0, self.n_items, int(hit.sum()))
+            negatives[rows, cols] = rng.integers(0, self.n_items, len(rows))
+            still = self.positives.contains(users[rows], negatives[rows, cols])  # re-check only the resampled
+            rows, cols = rows[still], cols[still]
         return _tensors({"users": users, "pos_items": self.item[idx], "neg_items": negatives})
 
 

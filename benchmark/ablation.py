@@ -1,0 +1,234 @@
+"""`python -m benchmark ablation`: a model and each of its registered ablations, over seeds.
+
+``python -m benchmark ablation --model llm4rec --data D --seeds 3`` runs ``llm4rec`` and
+every registered ``llm4rec-no-*`` name (each a config of the same class) with seeds
+0..N-1 through ``runner.run`` -- the same training, early stopping, test pass and run
+record as ``run`` -- and prints one row per variant: mean and standard deviation over
+seeds of the test metrics, the change of NDCG@10 against the full model (relative, in
+%), the p-value of a paired t-test of per-user NDCG@10 against the full model (users
+paired within each seed), training time and test users ranked per second. On simulated
+data it adds ``ndcg-true@10`` (unbiased, from the simulator's true relevance) and the
+agreement of the debiasing module's propensity models with the simulator's true
+exposure propensities.
+
+``--reuse`` skips a (variant, seed) whose completed record with the same configuration
+hash already exists under ``--out`` (an interrupted grid resumes where it stopped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.errors import BenchmarkError
+
+SUMMARY_METRICS = ("ndcg@10", "hr@10", "coverage@10", "tailshare@10", "ndcg-true@10")
+EXPLANATION_METRICS = ("bleu4", "rouge_l", "feature_match")
+
+
+def variants(model: str) -> list[str]:
+    """``model`` and its registered ablations (names ``<model>-no-*``), in registry order."""
+    from benchmark.registry import MODELS, get_model
+
+    spec = get_model(model)
+    found = [name for name, other in MODELS.items() if name.startswith(f"{model}-no-") and other.cls is spec.cls]
+    if not found:
+        raise BenchmarkError(f"model {model!r} has no registered ablations (names {model}-no-*)")
+    return [model, *found]
+
+
+def _completed(out: Path) -> dict[tuple[str, str, str, int], Path]:
+    """(model, dataset, config hash, seed) -> run folder of every completed record under ``out/runs``."""
+    found: dict[tuple[str, str, str, int], Path] = {}
+    for path in sorted((out / "runs").glob("*/result.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("status") == "completed":
+            found[(record["model"], record["dataset"], record["config_hash"], int(record["seed"]))] = path.parent
+    return found
+
+
+def run_ablation(
+    model: str, data: str, *, seeds: int = 3, raw_dir: str | None = None, overrides: dict[str, Any] | None = None,
+    out: str | Path = ".", names: list[str] | None = None, reuse: bool = False, progress: bool = True,
+) -> dict[str, Any]:
+    """Run every (variant, seed); returns {"variants": {name: [record, ...]}, "run_dirs": {...}}."""
+    from benchmark.runner import resolve, run
+
+    if seeds < 1:
+        raise BenchmarkError(f"--seeds must be >= 1, got {seeds}")
+    every = variants(model)
+    chosen = every if not names else [model] + [n if n.startswith(f"{model}-") else f"{model}-{n}" for n in names if n != model]
+    unknown = [n for n in chosen if n not in every]
+    if unknown:
+        raise BenchmarkError(f"unknown ablation(s) {unknown}; {model} has: {', '.join(every[1:])}")
+    out = Path(out)
+    done = _completed(out) if reuse else {}
+    records: dict[str, list[dict[str, Any]]] = {}
+    run_dirs: dict[str, list[Path]] = {}
+    for name in dict.fromkeys(chosen):
+        for seed in range(seeds):
+            cfg = resolve(name, data, dict(overrides or {}), seed=seed, raw_dir=raw_dir)
+            key = (name, data, cfg.hash, seed)
+            if key in done:
+                record, folder = json.loads((done[key] / "result.json").read_text()), done[key]
+                print(f"{name} seed {seed}: reusing {folder}")
+            else:
+                print(f"\n=== {name}, seed {seed} ({len(chosen) * seeds} runs in all) ===")
+                os.environ.pop("BENCHMARK_RUN_ID", None)  # a fresh run id per run (the runner keeps one per process)
+                try:
+                    record = run(cfg, out, progress=progress, tags={"ablation": model})
+                finally:
+                    os.environ.pop("BENCHMARK_RUN_ID", None)
+                folder = out / "runs" / record["run_id"]
+            records.setdefault(name, []).append(record)
+            run_dirs.setdefault(name, []).append(folder)
+    return {"variants": records, "run_dirs": run_dirs}
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _per_user(folder: Path, metric: str) -> dict[str, float]:
+    import pandas as pd
+
+    path = folder / "per_user_test.parquet"
+    if not path.is_file():
+        return {}
+    frame = pd.read_parquet(path)
+    if metric not in frame or "raw_user_id" not in frame:
+        return {}
+    return dict(zip(frame["raw_user_id"].astype(str), frame[metric].astype(float)))
+
+
+def paired_p(full: list[Path], other: list[Path], metric: str = "ndcg@10") -> float:
+    """Paired t-test p of per-user ``metric``, users paired within each seed (seed i vs seed i)."""
+    from benchmark.compare import paired_tests
+
+    a, b = [], []
+    for fa, fb in zip(full, other):
+        ua, ub = _per_user(fa, metric), _per_user(fb, metric)
+        shared = sorted(set(ua) & set(ub))
+        a += [ua[u] for u in shared]
+        b += [ub[u] for u in shared]
+    x, y = np.asarray(a), np.asarray(b)
+    keep = ~(np.isnan(x) | np.isnan(y))
+    return paired_tests(x[keep], y[keep])[0] if keep.sum() >= 2 else math.nan
+
+
+def summarise(result: dict[str, Any], model: str) -> dict[str, dict[str, Any]]:
+    """Per variant: n runs, mean/std of the summary metrics, Δ NDCG@10 vs the full model (%),
+    paired p, explanation metrics, train seconds, test users ranked per second."""
+    records, run_dirs = result["variants"], result["run_dirs"]
+    full = records.get(model, [])
+    full_ndcg = _mean_std([r["metrics"]["test"].get("ndcg@10", math.nan) for r in full])[0] if full else math.nan
+    summary: dict[str, dict[str, Any]] = {}
+    for name, runs in records.items():
+        row: dict[str, Any] = {"runs": len(runs), "run_ids": [r["run_id"] for r in runs]}
+        for metric in SUMMARY_METRICS:
+            mean, std = _mean_std([r["metrics"]["test"].get(metric, math.nan) for r in runs])
+            if not math.isnan(mean):
+                row[metric], row[f"{metric} std"] = mean, std
+        for metric in EXPLANATION_METRICS:
+            values = [r.get("explanations", {}).get("metrics", {}).get(metric) for r in runs]
+            if any(v is not None for v in values):
+                row[f"explanation/{metric}"] = _mean_std([v for v in values if v is not None])[0]
+        if name != model and "ndcg@10" in row and full_ndcg and not math.isnan(full_ndcg):
+            row["delta ndcg@10 %"] = 100.0 * (row["ndcg@10"] - full_ndcg) / full_ndcg
+            row["p vs full"] = paired_p(run_dirs.get(model, []), run_dirs[name])
+        row["train_seconds"] = _mean_std([r["timings"]["train_seconds"] for r in runs])[0]
+        users = [len(_per_user(d, "ndcg@10")) for d in run_dirs[name]]
+        rates = [u / r["timings"]["eval_seconds"] for u, r in zip(users, runs) if u and r["timings"].get("eval_seconds")]
+        if rates:
+            row["test_users_per_s"] = statistics.fmean(rates)
+        summary[name] = row
+    return summary
+
+
+def print_summary(summary: dict[str, dict[str, Any]]) -> None:
+    from benchmark.cli import print_table
+
+    metrics = [m for m in SUMMARY_METRICS if any(m in row for row in summary.values())]
+    explained = [m for m in EXPLANATION_METRICS if any(f"explanation/{m}" in row for row in summary.values())]
+    header = ["variant", "runs", *metrics, "Δ ndcg@10 %", "p vs full", *[f"exp {m}" for m in explained], "train s", "users/s"]
+    rows = []
+    for name, row in summary.items():
+        cells: list[Any] = [name, row["runs"]]
+        cells += [f"{row[m]:.4f} ± {row[f'{m} std']:.4f}" if m in row else "" for m in metrics]
+        cells += [f"{row['delta ndcg@10 %']:+.1f}" if "delta ndcg@10 %" in row else "",
+                  f"{row['p vs full']:.3g}" if "p vs full" in row and not math.isnan(row["p vs full"]) else ""]  # fmt: skip
+        cells += [row.get(f"explanation/{m}", "") for m in explained]
+        cells += [round(row["train_seconds"], 1), round(row["test_users_per_s"], 1) if "test_users_per_s" in row else ""]
+        rows.append(cells)
+    print_table(rows, header)
+
+
+def add_ablation_parser(commands: argparse._SubParsersAction, add_overrides: Any, add_output: Any, datasets: list[str]) -> None:
+    text = "run a model and each of its registered ablations over several seeds; print a summary table"
+    parser = commands.add_parser(
+        "ablation", help=text,
+        description=text + ". Every (variant, seed) is a full `run` (record under <out>/runs/). Columns: mean ± std "
+        "over seeds of the test metrics, the relative change of NDCG@10 vs the full model, the paired t-test p of "
+        "per-user NDCG@10 vs the full model, training seconds and test users ranked per second.",
+    )  # fmt: skip
+    parser.add_argument("--model", required=True, help="the full model (its ablations are the registered <model>-no-* names)")
+    parser.add_argument("--data", required=True, choices=datasets)
+    parser.add_argument("--raw-dir", help="folder with the raw files (default: $BENCHMARK_DATA/<name>/)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per variant (default 3)")
+    parser.add_argument("--variants", help="comma-separated subset of ablations, e.g. no-rag,no-llm (default: all)")
+    add_overrides(parser)
+    parser.add_argument("--max-epochs", type=int, help="maximum training epochs (default: the model's)")
+    parser.add_argument("--out", default=".", help="folder that receives runs/<run_id>/ (default: current folder)")
+    parser.add_argument("--reuse", action="store_true", help="reuse completed runs under --out with the same config hash and seed")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_output(parser)
+
+
+def cmd_ablation(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
+    if args.max_epochs is not None:
+        overrides["max_epochs"] = args.max_epochs
+    names = [n.strip() for n in args.variants.split(",") if n.strip()] if args.variants else None
+    result = run_ablation(
+        args.model, args.data, seeds=args.seeds, raw_dir=args.raw_dir, overrides=overrides, out=args.out,
+        names=names, reuse=args.reuse, progress=not args.no_progress,
+    )  # fmt: skip
+    summary = summarise(result, args.model)
+    first = next(iter(result["variants"].values()))[0]
+    print(f"\n{args.model} ablations on {args.data} ({first['data_source']} data, split {first['split']}, "
+          f"{first['eval_protocol']} ranking), {args.seeds} seed(s); mean ± std over seeds")  # fmt: skip
+    print_summary(summary)
+    output: dict[str, Any] = {"model": args.model, "dataset": args.data, "seeds": args.seeds, "variants": summary}
+    agreement = propensity_agreement_for(args.data, args.raw_dir, overrides)
+    if agreement:
+        print("\npropensity models vs the simulator's true exposure propensity (held-out pairs):")
+        for kind, values in agreement.items():
+            print(f"  {kind}: Spearman {values['spearman']:.3f}, Pearson of logs {values['pearson_log']:.3f} ({int(values['n_pairs'])} pairs)")
+        output["propensity_agreement"] = agreement
+    return output
+
+
+def propensity_agreement_for(data: str, raw_dir: str | None, overrides: dict[str, Any]) -> dict[str, dict[str, float]] | None:
+    """The debiasing module's propensity models against the simulator's truth (synthetic data only)."""
+    from benchmark.config import DataConfig, apply_overrides
+    from benchmark.data.datasets import get_dataset, load_dataset
+    from llm4rec.debias import simulator_propensity_report
+
+    if get_dataset(data).source != "synthetic":
+        return None
+    data_keys = {k: v for k, v in overrides.items() if k in DataConfig.__dataclass_fields__}
+    prepared = load_dataset(data, apply_overrides({DataConfig: DataConfig()}, data_keys)[DataConfig], raw_dir)
+    power = overrides.get("propensity_power", 0.5)
+    return simulator_propensity_report(prepared, raw_dir, power=float(power))

@@ -1,0 +1,843 @@
+"""`python -m benchmark sweep`: Optuna hyper-parameter search over a model's YAML space.
+
+The search space of model M is ``sweeps/M.yaml`` (one per registered model, shared
+across datasets)::
+
+    model: bpr
+    description: one line
+    defaults:   {lr: 0.001, ...}   # the registered defaults (config dataclass + train_defaults)
+    params:
+      lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}
+      embedding_dim: {type: categorical, choices: [32, 64, 128]}
+      n_layers: {type: int, low: 1, high: 4}
+      dropout: {type: float, low: 0.0, high: 0.5, step: 0.1, when: {encoder: transformer}}
+
+Keys are the ``--set`` keys of benchmark/config.py. ``when`` maps config keys to a value
+(or a list of values): the parameter is sampled only when every one holds; otherwise the
+key keeps its default. A key given with ``--set`` is fixed and leaves the search.
+
+A trial trains with early stopping and is scored by its best validation NDCG@10; trials
+never run the test pass. Trial 0 is the default configuration (``study.enqueue_trial``),
+so the summary compares the best trial with it. Bad trials are pruned from their
+validation curve (Optuna's Lightning integration, ``valid/ndcg@10``). The study lives in
+an RDB storage (SQLite ``<out>/runs/sweeps/<study>.db`` by default, any SQLAlchemy URL
+otherwise), so any number of workers may share it, and a killed sweep resumes where it
+stopped: trials a dead worker left RUNNING are failed (at once when the worker ran on
+this host, by heartbeat otherwise) and retried once with the same parameters. ``--trials
+N`` is the study's target: workers stop once N trials are finished (complete or pruned).
+
+Once N trials are finished, the best configuration is written to
+``<out>/runs/sweeps/<study>.best.yaml`` (a file ``run --config`` accepts) and re-run
+with ``--seeds`` seeds through the ordinary ``runner.run`` (run records tagged
+``{"sweep": study}``); the study remembers which seeds were re-run, so a resumed or
+second worker does not repeat them.
+
+With ``--devices``/``--num-nodes`` above one, every process runs this command (Lightning
+launches the local processes; SLURM or torchrun launch them on clusters): rank 0 drives
+the study and broadcasts each trial's parameters, and all ranks train it together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import socket
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from benchmark.config import DataConfig, TrainConfig, config_keys, load_config_file, parse_set_options
+from benchmark.errors import BenchmarkError
+from benchmark.registry import MODELS, get_model
+
+if TYPE_CHECKING:
+    import optuna
+
+    from benchmark.runner import RunConfig
+
+SWEEPS_DIR = Path(__file__).resolve().parent.parent / "sweeps"
+OBJECTIVE = "ndcg@10"  # validation metric the trials maximise (the runner's early-stopping monitor)
+DEVICE_KEYS = ("accelerator", "devices", "num_nodes", "strategy")  # where a run happens, not what it is
+HEARTBEAT_SECONDS = 10  # RUNNING trials of workers on other hosts are failed after GRACE_SECONDS of silence
+GRACE_SECONDS = 60
+ORPHAN_SECONDS = 5.0  # a live worker names itself on a new trial within milliseconds
+MAX_CONSECUTIVE_FAILURES = 3
+# errors that fail one trial (a configuration the model rejects, out of memory), not the sweep
+FAILURES: tuple[type[Exception], ...] = (ValueError, RuntimeError)
+PARAM_TYPES = ("float", "int", "categorical")
+
+
+# --- the search space -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched config key."""
+
+    name: str
+    type: str
+    low: float | int | None = None
+    high: float | int | None = None
+    log: bool = False
+    step: float | int | None = None
+    choices: tuple[Any, ...] = ()
+    when: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # key -> allowed values
+
+    def active(self, context: dict[str, Any]) -> bool:
+        """True when every ``when`` condition holds for the values in ``context``."""
+        return all(key in context and context[key] in allowed for key, allowed in self.when.items())
+
+    def suggest(self, trial: optuna.trial.BaseTrial) -> Any:
+        if self.type == "float":
+            return trial.suggest_float(self.name, self.low, self.high, log=self.log, step=self.step)
+        if self.type == "int":
+            return trial.suggest_int(self.name, self.low, self.high, log=self.log, step=self.step or 1)
+        return trial.suggest_categorical(self.name, list(self.choices))
+
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` is a point of this parameter's range (on its step grid)."""
+        if self.type == "categorical":
+            return any(value == c and type(value) is type(c) for c in self.choices)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.type == "int" and not isinstance(value, int):
+            return False
+        if not self.low <= value <= self.high:
+            return False
+        if self.step is None:
+            return True
+        steps = (value - self.low) / self.step
+        return math.isclose(steps, round(steps), abs_tol=1e-9)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    model: str
+    description: str
+    defaults: dict[str, Any]
+    params: tuple[Param, ...]
+    source: str = "<memory>"
+
+    def sample(self, trial: optuna.trial.BaseTrial, context: dict[str, Any]) -> dict[str, Any]:
+        """Suggest every active parameter, in file order; ``context`` holds the other keys' values."""
+        values: dict[str, Any] = {}
+        for param in self.params:
+            if param.active({**context, **values}):
+                values[param.name] = param.suggest(trial)
+        return values
+
+    def without(self, fixed: dict[str, Any]) -> SearchSpace:
+        """The space with the keys in ``fixed`` no longer searched."""
+        return dataclasses.replace(self, params=tuple(p for p in self.params if p.name not in fixed))
+
+    def point(self, context: dict[str, Any]) -> dict[str, Any]:
+        """The values ``context`` (a full configuration) gives the active parameters."""
+        values: dict[str, Any] = {}
+        for param in self.params:
+            if param.active({**context, **values}):
+                values[param.name] = context[param.name]
+        return values
+
+
+def space_path(model: str) -> Path:
+    return SWEEPS_DIR / f"{model}.yaml"
+
+
+def load_space(model: str, path: str | Path | None = None) -> SearchSpace:
+    """Read and check the search space of ``model`` (default ``sweeps/<model>.yaml``)."""
+    spec = get_model(model)
+    path = Path(path) if path else space_path(model)
+    if not path.is_file():
+        raise BenchmarkError(f"no search space for {model!r}: {path} not found (one YAML per model under sweeps/)")
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise BenchmarkError(f"search space {path} is not valid YAML: {exc}") from None
+    space = parse_space(content, source=str(path), valid_keys=set(config_keys(DataConfig, TrainConfig, type(spec.config))))
+    if space.model != model:
+        raise BenchmarkError(f"{path}: model is {space.model!r}, expected {model!r}")
+    return space
+
+
+def parse_space(content: Any, *, source: str = "<memory>", valid_keys: set[str] | None = None) -> SearchSpace:
+    """Check a search-space mapping (the YAML's content) and build the ``SearchSpace``."""
+
+    def fail(message: str) -> BenchmarkError:
+        return BenchmarkError(f"search space {source}: {message}")
+
+    if not isinstance(content, dict):
+        raise fail("expected a mapping with keys model, description, defaults, params")
+    unknown = set(content) - {"model", "description", "defaults", "params"}
+    if unknown:
+        raise fail(f"unknown top-level keys {sorted(unknown)} (expected model, description, defaults, params)")
+    model, description = content.get("model"), content.get("description", "")
+    if not isinstance(model, str) or not model:
+        raise fail("'model' must be a registered model name")
+    if not isinstance(description, str):
+        raise fail("'description' must be one line of text")
+    defaults = content.get("defaults") or {}
+    params_in = content.get("params") or {}
+    if not isinstance(defaults, dict):
+        raise fail("'defaults' must be a mapping of config key: value")
+    if not isinstance(params_in, dict):
+        raise fail("'params' must be a mapping of config key: {type: ..., ...}")
+    if valid_keys is not None:
+        for what, keys in (("defaults", defaults), ("params", params_in)):
+            bad = sorted(k for k in keys if k not in valid_keys)
+            if bad:
+                raise fail(f"{what}: {bad} are not config keys of {model} (valid --set keys: {', '.join(sorted(valid_keys))})")
+    params: list[Param] = []
+    for name, spec in params_in.items():
+        params.append(_parse_param(str(name), spec, [p.name for p in params], valid_keys, fail))
+    return SearchSpace(model, description, dict(defaults), tuple(params), source)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _parse_param(name: str, spec: Any, earlier: list[str], valid_keys: set[str] | None, fail: Callable[[str], BenchmarkError]) -> Param:
+    if not isinstance(spec, dict):
+        raise fail(f"param {name!r}: expected a mapping like {{type: float, low: 0.0001, high: 0.1, log: true}}")
+    kind = spec.get("type")
+    if kind not in PARAM_TYPES:
+        raise fail(f"param {name!r}: type must be one of {list(PARAM_TYPES)}, got {kind!r}")
+    allowed = {"type", "when"} | ({"choices"} if kind == "categorical" else {"low", "high", "log", "step"})
+    unknown = set(spec) - allowed
+    if unknown:
+        raise fail(f"param {name!r}: unknown keys {sorted(unknown)} for type {kind} (allowed: {sorted(allowed)})")
+    when = _parse_when(name, spec.get("when"), earlier, valid_keys, fail)
+    if kind == "categorical":
+        choices = spec.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise fail(f"param {name!r}: categorical needs a non-empty list 'choices'")
+        for choice in choices:
+            if choice is not None and not isinstance(choice, (bool, int, float, str)):
+                raise fail(f"param {name!r}: choices must be numbers, strings, booleans or null, got {choice!r}")
+        return Param(name, kind, choices=tuple(choices), when=when)
+    low, high, log, step = spec.get("low"), spec.get("high"), spec.get("log", False), spec.get("step")
+    if not (_number(low) and _number(high)):
+        raise fail(f"param {name!r}: {kind} needs numeric 'low' and 'high'")
+    if kind == "int" and not (isinstance(low, int) and isinstance(high, int) and (step is None or isinstance(step, int))):
+        raise fail(f"param {name!r}: int needs integer low, high and step")
+    if low >= high:
+        raise fail(f"param {name!r}: low ({low}) must be below high ({high})")
+    if not isinstance(log, bool):
+        raise fail(f"param {name!r}: 'log' must be true or false")
+    if log and low <= 0:
+        raise fail(f"param {name!r}: a log scale needs low > 0")
+    if step is not None and (not _number(step) or step <= 0):
+        raise fail(f"param {name!r}: 'step' must be a positive number")
+    if log and step is not None and step != 1:
+        raise fail(f"param {name!r}: 'log' and 'step' cannot be combined (Optuna samples one or the other)")
+    if kind == "float":
+        low, high = float(low), float(high)
+        step = float(step) if step is not None else None
+    return Param(name, kind, low=low, high=high, log=log, step=step if not log else None, when=when)
+
+
+def _parse_when(name: str, when: Any, earlier: list[str], valid_keys: set[str] | None, fail: Callable[[str], BenchmarkError]) -> dict[str, tuple[Any, ...]]:
+    if when is None:
+        return {}
+    if not isinstance(when, dict) or not when:
+        raise fail(f"param {name!r}: 'when' must map config keys to a value or a list of values, e.g. {{encoder: transformer}}")
+    out: dict[str, tuple[Any, ...]] = {}
+    for key, value in when.items():
+        if key == name:
+            raise fail(f"param {name!r}: 'when' cannot refer to the parameter itself")
+        if valid_keys is not None and key not in valid_keys:
+            raise fail(f"param {name!r}: 'when' refers to {key!r}, which is not a config key")
+        if valid_keys is None and key not in earlier:
+            raise fail(f"param {name!r}: 'when' refers to {key!r}, which is not a parameter declared before it")
+        out[key] = tuple(value) if isinstance(value, list) else (value,)
+    return out
+
+
+def registered_defaults(model: str) -> dict[str, Any]:
+    """The registry's defaults of ``model``: its config dataclass fields plus ``train_defaults``."""
+    spec = get_model(model)
+    return {**dataclasses.asdict(spec.config), **spec.train_defaults}
+
+
+# --- one trial: fit with early stopping, validation only --------------------------------
+
+
+def _validation_curve_callback() -> Any:
+    from lightning.pytorch.callbacks import Callback
+
+    class ValidationCurve(Callback):
+        """Exact (float64) validation metrics of every epoch, read from the evaluator's results."""
+
+        def __init__(self) -> None:
+            self.epochs: list[dict[str, float]] = []
+
+        def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+            if not trainer.sanity_checking and "valid" in pl_module.evaluation_results:
+                self.epochs.append(dict(pl_module.evaluation_results["valid"]))
+
+    return ValidationCurve()
+
+
+def fit_validate(cfg: RunConfig, *, callbacks: list[Any] = (), progress: bool = True) -> list[dict[str, float]]:  # type: ignore[assignment]
+    """Train ``cfg`` with early stopping on validation NDCG@10 and return every epoch's
+    validation metrics. The test split is never evaluated (no ``trainer.test``, no test evaluator)."""
+    import lightning.pytorch as L
+    from lightning.pytorch.callbacks import EarlyStopping, ModelSummary
+
+    from benchmark.data.datamodule import RecDataModule
+    from benchmark.data.datasets import load_dataset
+    from benchmark.evaluation import Evaluator
+    from benchmark.runner import MONITOR, _trainer, build_model
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    train = cfg.train_config
+    data = load_dataset(cfg.data, cfg.data_config, cfg.raw_dir)
+    model = build_model(cfg, data, progress=progress)
+    model.attach_evaluator(Evaluator(data.n_items, ks=tuple(train.ks)))
+    dm = RecDataModule(data, model.batch_spec(), eval_batch_size=train.eval_batch_size, seed=cfg.seed, num_workers=train.num_workers)
+    curve = _validation_curve_callback()
+    stop = EarlyStopping(monitor=f"valid/{MONITOR}", mode="max", patience=train.patience)
+    trainer = _trainer(train, max_epochs=train.max_epochs, callbacks=[stop, curve, *callbacks], logger=False, progress=progress)
+    trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, ModelSummary)]  # once per trial is noise
+    trainer.fit(model, datamodule=dm)
+    if not curve.epochs:  # no validation ran inside fit (e.g. a counting model's single epoch)
+        trainer.validate(model, datamodule=dm, verbose=False)
+    return curve.epochs
+
+
+# --- the study ------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepOptions:
+    model: str
+    data: str
+    trials: int
+    raw_dir: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)  # fixed keys (--config, --set, device flags)
+    study: str | None = None
+    storage: str | None = None
+    timeout: float | None = None
+    seeds: int = 3
+    seed: int = 0
+    out: str | Path = "."
+    pruner: str | optuna.pruners.BasePruner = "median"  # median | none | any Optuna pruner (Python API)
+    prune_warmup: int = 5  # epochs before a trial can be pruned
+    progress: bool = True
+    space_file: str | None = None
+
+    @property
+    def study_name(self) -> str:
+        return self.study or f"{self.model}-{self.data}"
+
+    @property
+    def sweeps_dir(self) -> Path:
+        return Path(self.out) / "runs" / "sweeps"
+
+    def storage_url(self) -> str:
+        if self.storage is None:
+            return f"sqlite:///{(self.sweeps_dir / f'{self.study_name}.db').resolve()}"
+        if "://" not in self.storage:  # a bare path: an SQLite file
+            return f"sqlite:///{Path(self.storage).resolve()}"
+        return self.storage
+
+
+def _quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # heartbeats and retries are "experimental" in Optuna's terms: said once here, not per trial
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # under DDP the integration's check_pruned() replays the epochs rank 0 already reported
+    warnings.filterwarnings("ignore", message="The reported value is ignored because")
+
+
+def _retry() -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
+    """Re-enqueue a failed trial's parameters once (Optuna >= 4.9 renamed the callback)."""
+    from optuna import storages
+
+    retry = getattr(storages, "RetryHeartbeatStaleTrialCallback", None) or storages.RetryFailedTrialCallback
+    return retry(max_retry=1)
+
+
+def _storage(url: str) -> optuna.storages.RDBStorage:
+    import inspect
+
+    import optuna
+    from optuna.storages import RDBStorage
+
+    _quiet_optuna()
+    engine: dict[str, Any] = {}
+    if url.startswith("sqlite") and ":///" in url:
+        Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+        engine = {"connect_args": {"timeout": 120}}  # several workers: wait for SQLite's write lock
+    stale = "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in inspect.signature(RDBStorage).parameters else "failed_trial_callback"
+    try:
+        return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS, **{stale: _retry()})
+    except (ImportError, ValueError, optuna.exceptions.StorageInternalError) as exc:
+        raise BenchmarkError(f"cannot open the sweep storage {url!r}: {exc}") from None
+
+
+def _pruner(options: SweepOptions) -> optuna.pruners.BasePruner:
+    import optuna
+
+    if isinstance(options.pruner, optuna.pruners.BasePruner):
+        return options.pruner
+    if options.pruner == "none":
+        return optuna.pruners.NopPruner()
+    if options.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=options.prune_warmup)
+    raise BenchmarkError(f"unknown pruner {options.pruner!r}; choose median or none")
+
+
+def _finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    from optuna.trial import TrialState
+
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+
+
+def fail_dead_trials(study: optuna.Study) -> list[int]:
+    """Fail (and retry once, same parameters) the RUNNING trials whose worker is gone: those of a
+    worker on this host whose process no longer exists (e.g. a sweep killed with SIGKILL), and
+    those that still name no worker ORPHAN_SECONDS after being seen (their worker died between
+    creating the trial and naming itself). Other hosts' dead workers are caught by the
+    heartbeat after GRACE_SECONDS."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    host = socket.gethostname()
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    dead = [
+        t for t in running
+        if t.user_attrs.get("worker_host") == host and t.user_attrs.get("worker_pid") not in (None, os.getpid()) and not _alive(t.user_attrs["worker_pid"])
+    ]  # fmt: skip
+    unnamed = [t._trial_id for t in running if "worker_pid" not in t.user_attrs]
+    if unnamed:
+        time.sleep(ORPHAN_SECONDS)
+        still = {t._trial_id: t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if "worker_pid" not in t.user_attrs}
+        dead += [still[i] for i in unnamed if i in still]
+    failed = []
+    for trial in dead:
+        try:
+            if study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+                failed.append(trial.number)
+                _retry()(study, study._storage.get_trial(trial._trial_id))
+        except UpdateFinishedTrialError:
+            pass  # another worker failed it first
+    if failed:
+        print(f"trials {failed} were left RUNNING by a worker that is gone: failed, and queued to run again", flush=True)
+    return failed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _Ranks:
+    """Rank 0 drives the study; under DDP it broadcasts what the other ranks need."""
+
+    def __init__(self, fabric: Any | None) -> None:
+        self.fabric = fabric
+        self.rank = fabric.global_rank if fabric is not None else 0
+
+    @property
+    def zero(self) -> bool:
+        return self.rank == 0
+
+    def share(self, obj: Any) -> Any:
+        return self.fabric.broadcast(obj, src=0) if self.fabric is not None else obj
+
+    def barrier(self) -> None:
+        if self.fabric is not None:
+            self.fabric.barrier()
+
+
+def _launch(train: TrainConfig) -> _Ranks:
+    """Start the other processes of a multi-device sweep (Lightning Fabric: its launcher re-runs this
+    command for local ranks; SLURM/torchrun ranks are found in the environment) and join their group."""
+    if train.devices * train.num_nodes <= 1:
+        return _Ranks(None)
+    from lightning.fabric import Fabric
+
+    fabric = Fabric(accelerator=train.accelerator, devices=train.devices, num_nodes=train.num_nodes, strategy="ddp")
+    fabric.launch()
+    return _Ranks(fabric)
+
+
+def run_sweep(options: SweepOptions) -> dict[str, Any] | None:
+    """Run (or resume) the sweep; return the summary on rank 0 (None on other ranks)."""
+    import optuna
+
+    from benchmark.data.datasets import load_dataset
+    from benchmark.runner import resolve
+
+    if options.trials < 1:
+        raise BenchmarkError(f"--trials must be at least 1, got {options.trials}")
+    if options.seeds < 0:
+        raise BenchmarkError(f"--seeds must be 0 or more, got {options.seeds}")
+    full_space = load_space(options.model, options.space_file)
+    fixed = dict(options.overrides)
+    space = full_space.without(fixed)
+    pinned = [f"{p.name}={fixed[p.name]!r}" for p in full_space.params if p.name in fixed]
+    base = resolve(options.model, options.data, fixed, seed=options.seed, raw_dir=options.raw_dir)
+    context = _flat_config(base)
+    default_point = space.point(context)
+    outside = [f"{p.name}={default_point[p.name]!r}" for p in space.params if p.name in default_point and not p.contains(default_point[p.name])]
+    if outside:
+        raise BenchmarkError(f"the default configuration is outside the search space of {options.model} ({', '.join(outside)}); widen {full_space.source}")
+    target = options.trials if space.params else 1  # nothing to search: the default config is the sweep
+
+    ranks = _launch(base.train_config)
+    if ranks.zero and pinned:
+        print(f"fixed by --set/--config, not searched: {', '.join(pinned)}", flush=True)
+    if ranks.zero and not space.params:
+        print(f"{full_space.source} leaves nothing to search: the default config is the only trial", flush=True)
+    if ranks.zero:
+        load_dataset(options.data, base.data_config, options.raw_dir)  # prepare the cache once, before other ranks read it
+    ranks.barrier()
+    _quiet_optuna()
+    url = options.storage_url()
+    if ranks.zero:
+        study = optuna.create_study(
+            study_name=options.study_name, storage=_storage(url), direction="maximize", load_if_exists=True, pruner=_pruner(options),
+        )  # fmt: skip
+        # A distinct sampler seed per (re)start: a resumed sweep does not replay the first
+        # worker's random start-up configurations; a fresh single worker uses --seed itself.
+        study.sampler = optuna.samplers.TPESampler(seed=options.seed + len(study.get_trials(deepcopy=False)))
+    ranks.barrier()
+    if not ranks.zero:
+        study = optuna.load_study(study_name=options.study_name, storage=_storage(url))
+
+    started = time.perf_counter()
+    worker_trials: list[int] = []
+    timed_out = False
+    if ranks.zero:
+        timed_out = _drive(study, space, context, fixed, target, options, ranks, worker_trials)
+        ranks.share(("stop",))
+    else:
+        _follow(study, fixed, options, ranks)
+    timed_out = ranks.share(timed_out)
+    reached = ranks.share(len(_finished(study)) >= target)
+    if not (reached or timed_out):
+        if ranks.zero:  # other workers are still finishing the study's last trials
+            print(f"study {options.study_name}: {len(_finished(study))}/{target} trials finished, the rest are running "
+                  "in other workers; the last worker writes the best config and re-runs it")  # fmt: skip
+        return None
+    return _conclude(study, space, fixed, options, ranks, worker_trials, started, target)
+
+
+def _flat_config(cfg: RunConfig) -> dict[str, Any]:
+    return {**dataclasses.asdict(cfg.data_config), **dataclasses.asdict(cfg.train_config), **dataclasses.asdict(cfg.model_config)}
+
+
+def _trial_config(options: SweepOptions, fixed: dict[str, Any], params: dict[str, Any]) -> RunConfig:
+    from benchmark.runner import resolve
+
+    return resolve(options.model, options.data, {**fixed, **params}, seed=options.seed, raw_dir=options.raw_dir)
+
+
+def _score(epochs: list[dict[str, float]]) -> tuple[float, int]:
+    """(best validation NDCG@10, its 1-based epoch)."""
+    values = [e[OBJECTIVE] for e in epochs]
+    best = max(range(len(values)), key=values.__getitem__)
+    return values[best], best + 1
+
+
+def _drive(
+    study: optuna.Study, space: SearchSpace, context: dict[str, Any], fixed: dict[str, Any], target: int,
+    options: SweepOptions, ranks: _Ranks, mine: list[int],
+) -> bool:  # fmt: skip
+    """Rank 0: run trials until the study has ``target`` finished or running trials; True if
+    the timeout stopped it. The numbers of this worker's trials are appended to ``mine``."""
+    import optuna
+    from optuna.trial import TrialState
+    from optuna_integration import PyTorchLightningPruningCallback
+
+    from benchmark.runner import MONITOR
+
+    if not study.get_trials(deepcopy=False):
+        study.enqueue_trial(space.point(context), user_attrs={"default_config": True}, skip_if_exists=True)
+    started = time.perf_counter()
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker_host", socket.gethostname())
+        trial.set_user_attr("worker_pid", os.getpid())
+        params = space.sample(trial, context)
+        ranks.share(("trial", trial._trial_id, params))
+        cfg = _trial_config(options, fixed, params)
+        pruning = PyTorchLightningPruningCallback(trial, monitor=f"valid/{MONITOR}")
+        clock = time.perf_counter()
+        try:
+            epochs = fit_validate(cfg, callbacks=[pruning], progress=options.progress)
+        except FAILURES as exc:
+            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
+            raise
+        pruning.check_pruned()  # under DDP the callback only stops training; this raises TrialPruned
+        value, best_epoch = _score(epochs)
+        trial.set_user_attr("valid", epochs[best_epoch - 1])
+        trial.set_user_attr("best_epoch", best_epoch)
+        trial.set_user_attr("epochs", len(epochs))
+        trial.set_user_attr("seconds", round(time.perf_counter() - clock, 2))
+        return value
+
+    def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        mine.append(trial.number)
+        _print_trial(study, trial, target)
+
+    failures = 0
+    while True:
+        optuna.storages.fail_stale_trials(study)
+        fail_dead_trials(study)
+        finished = len(_finished(study))
+        running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+        if finished + running >= target:
+            return False
+        if options.timeout is not None and time.perf_counter() - started >= options.timeout:
+            print(f"timeout of {options.timeout:g} s reached: no new trials", flush=True)
+            return True
+        study.optimize(objective, n_trials=1, callbacks=[report], catch=FAILURES, gc_after_trial=True)
+        last = study.trials[mine[-1]] if mine else None
+        failures = failures + 1 if last is not None and last.state == TrialState.FAIL else 0
+        if failures >= MAX_CONSECUTIVE_FAILURES:
+            raise BenchmarkError(f"{failures} trials in a row failed (last: {last.user_attrs.get('error', 'see the log')}); check the search space")
+
+
+def _follow(study: optuna.Study, fixed: dict[str, Any], options: SweepOptions, ranks: _Ranks) -> None:
+    """Ranks > 0: train every trial rank 0 starts, until it says stop."""
+    import optuna
+    from optuna_integration import PyTorchLightningPruningCallback
+
+    from benchmark.runner import MONITOR
+
+    while True:
+        message = ranks.share(None)
+        if message[0] == "stop":
+            return
+        _, trial_id, params = message
+        trial = optuna.trial.Trial(study, trial_id)
+        pruning = PyTorchLightningPruningCallback(trial, monitor=f"valid/{MONITOR}")
+        try:
+            fit_validate(_trial_config(options, fixed, params), callbacks=[pruning], progress=False)
+        except FAILURES:
+            pass  # rank 0 fails the trial the same way and records it
+
+
+def _print_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial, target: int) -> None:
+    from optuna.trial import TrialState
+
+    finished = len(_finished(study))
+    state = trial.state.name
+    if trial.state == TrialState.COMPLETE:
+        what = f"valid {OBJECTIVE} {trial.value:.4f} (best epoch {trial.user_attrs.get('best_epoch')}/{trial.user_attrs.get('epochs')})"
+    elif trial.state == TrialState.PRUNED:
+        last = max(trial.intermediate_values) if trial.intermediate_values else None
+        what = f"pruned after epoch {last + 1}, valid {OBJECTIVE} {trial.intermediate_values[last]:.4f}" if last is not None else "pruned"
+    else:
+        what = f"failed: {trial.user_attrs.get('error', 'see the warning above')[:200]}"
+    try:
+        best = f"best {study.best_value:.4f} (trial {study.best_trial.number})"
+    except ValueError:
+        best = "no complete trial yet"
+    seconds = (trial.datetime_complete - trial.datetime_start).total_seconds() if trial.datetime_complete and trial.datetime_start else float("nan")
+    default = " [default config]" if trial.user_attrs.get("default_config") else ""
+    params = " ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
+    print(f"trial {trial.number:>3} {state:<8} {what}; {best}; {seconds:.1f} s; {finished}/{target} finished{default} | {params}", flush=True)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+# --- after the search: best config, seeded re-runs, summary ---------------------------------
+
+
+def _conclude(
+    study: optuna.Study, space: SearchSpace, fixed: dict[str, Any], options: SweepOptions, ranks: _Ranks,
+    worker_trials: list[int], started: float, target: int,
+) -> dict[str, Any] | None:  # fmt: skip
+    from optuna.trial import TrialState
+
+    from benchmark.runner import new_run_id, run
+
+    plan = None
+    if ranks.zero:
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not complete:
+            raise BenchmarkError(f"study {options.study_name} has no complete trial (all pruned or failed)")
+        best = study.best_trial
+        done = study.user_attrs.get("reruns", {}).get(str(best.number), {})
+        seeds = [options.seed + i for i in range(options.seeds)]
+        plan = (best.number, dict(best.params), [s for s in seeds if str(s) not in done])
+    best_number, best_params, todo = ranks.share(plan)
+    records = []
+    for seed in todo:
+        os.environ.pop("BENCHMARK_RUN_ID", None)
+        cfg = _trial_config(options, fixed, best_params)
+        cfg.seed = seed
+        os.environ["BENCHMARK_RUN_ID"] = ranks.share(new_run_id(cfg) if ranks.zero else None)
+        try:
+            record = run(cfg, options.out, progress=options.progress, tags={"sweep": options.study_name, "trial": best_number})
+        finally:
+            os.environ.pop("BENCHMARK_RUN_ID", None)
+        if ranks.zero:
+            reruns = study.user_attrs.get("reruns", {})
+            reruns.setdefault(str(best_number), {})[str(seed)] = record["run_id"]
+            study.set_user_attr("reruns", reruns)
+            records.append(record)
+            print(f"re-run seed {seed}: test {OBJECTIVE} {record['metrics']['test'][OBJECTIVE]:.4f} (run {record['run_id']})", flush=True)
+    if not ranks.zero:
+        return None
+    best_file = write_best_config(study, fixed, options)
+    return summarize(study, options, best_file, worker_trials, time.perf_counter() - started, target)
+
+
+def write_best_config(study: optuna.Study, fixed: dict[str, Any], options: SweepOptions) -> Path:
+    """``<out>/runs/sweeps/<study>.best.yaml``: the fixed keys and the best trial's parameters
+    (device keys left out: they say where to run, not what), a flat file for ``run --config``."""
+    best = study.best_trial
+    content = {**{k: v for k, v in fixed.items() if k not in DEVICE_KEYS}, **best.params}
+    path = options.sweeps_dir / f"{options.study_name}.best.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = (
+        f"# best configuration of sweep {options.study_name} ({options.model} on {options.data}): trial {best.number}, "
+        f"validation {OBJECTIVE} {best.value:.6f}\n# python -m benchmark run --model {options.model} --data {options.data} --config {path}\n"
+    )
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(header + yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def summarize(study: optuna.Study, options: SweepOptions, best_file: Path, worker_trials: list[int], seconds: float, target: int) -> dict[str, Any]:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    best = study.best_trial
+    default = next((t for t in trials if t.user_attrs.get("default_config") and t.state == TrialState.COMPLETE), None)
+    run_ids = study.user_attrs.get("reruns", {}).get(str(best.number), {})
+    tests = [_load_record(options.out, run_id) for run_id in run_ids.values()]
+    tests = [r["metrics"]["test"] for r in tests if r is not None]
+    summary: dict[str, Any] = {
+        "study": options.study_name,
+        "storage": options.storage_url(),
+        "model": options.model,
+        "dataset": options.data,
+        "target_trials": target,
+        "n_complete": sum(t.state == TrialState.COMPLETE for t in trials),
+        "n_pruned": sum(t.state == TrialState.PRUNED for t in trials),
+        "n_failed": sum(t.state == TrialState.FAIL for t in trials),
+        "worker_trials": len(worker_trials),
+        "best_trial": best.number,
+        f"best_valid_{OBJECTIVE}": best.value,
+        "best_params": dict(best.params),
+        f"default_valid_{OBJECTIVE}": default.value if default else None,
+        "best_config": str(best_file),
+        "rerun_seeds": [int(s) for s in run_ids],
+        "rerun_run_ids": list(run_ids.values()),
+        "wall_seconds": round(seconds, 1),
+    }
+    for name in ("ndcg@10", "hr@10", "recall@10", "mrr@10"):
+        values = [t[name] for t in tests if name in t]
+        if values:
+            summary[f"test_{name}_mean"] = statistics.fmean(values)
+            summary[f"test_{name}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    return summary
+
+
+def _load_record(out: str | Path, run_id: str) -> dict[str, Any] | None:
+    import json
+
+    path = Path(out) / "runs" / run_id / "result.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    from benchmark.cli import print_table
+
+    print(f"\nsweep {summary['study']}: {summary['n_complete']} complete, {summary['n_pruned']} pruned, {summary['n_failed']} failed "
+          f"(target {summary['target_trials']} finished); this worker ran {summary['worker_trials']} in {summary['wall_seconds']} s")  # fmt: skip
+    default = summary[f"default_valid_{OBJECTIVE}"]
+    rows = [["best (trial %d)" % summary["best_trial"], summary[f"best_valid_{OBJECTIVE}"]]]
+    if default is not None:
+        rows.append(["default config (trial 0)", default])
+    print_table(rows, ["configuration", f"valid {OBJECTIVE}"])
+    print("best params: " + (", ".join(f"{k}={_short(v)}" for k, v in summary["best_params"].items()) or "none searched"))
+    if summary["rerun_seeds"]:
+        print(f"\nbest config re-run with seeds {summary['rerun_seeds']} (test split):")
+        print_table(
+            [[n, summary[f"test_{n}_mean"], summary[f"test_{n}_std"]] for n in ("ndcg@10", "hr@10", "recall@10", "mrr@10") if f"test_{n}_mean" in summary],
+            ["metric", "mean", "std"],
+        )
+    print(f"\nbest config: {summary['best_config']} (python -m benchmark run --model {summary['model']} --data {summary['dataset']} --config FILE)")
+
+
+# --- CLI ----------------------------------------------------------------------------------
+
+
+def add_sweep_parser(commands: argparse._SubParsersAction) -> None:
+    from benchmark.data.datasets import DATASETS
+
+    sweep = commands.add_parser(
+        "sweep", help="Optuna hyper-parameter search (sweeps/<model>.yaml), then the best config re-run with several seeds",
+        description="Search MODEL's space (sweeps/MODEL.yaml) with a seeded TPE sampler; each trial trains with early "
+        "stopping and is scored by its best validation NDCG@10 (never the test split); bad trials are pruned from their "
+        "validation curve. Trial 0 is the default config. The study is stored in SQLite (runs/sweeps/STUDY.db) or any "
+        "SQLAlchemy URL; workers sharing it split the trials, and a killed sweep resumes when run again. When N trials are "
+        "finished, the best config is written to runs/sweeps/STUDY.best.yaml (for `run --config`) and re-run with --seeds seeds.",
+    )  # fmt: skip
+    sweep.add_argument("--model", required=True, choices=list(MODELS), help="registered model name")
+    sweep.add_argument("--data", required=True, choices=list(DATASETS), help="dataset name")
+    sweep.add_argument("--raw-dir", help="folder with the raw files (default: $BENCHMARK_DATA/<name>/)")
+    sweep.add_argument("--trials", type=int, required=True, metavar="N", help="finished (complete or pruned) trials the study should reach")
+    sweep.add_argument("--study", help="study name (default <model>-<data>)")
+    sweep.add_argument("--storage", help="SQLAlchemy URL (e.g. postgresql://user@host/db) or SQLite file path (default runs/sweeps/<study>.db)")
+    sweep.add_argument("--timeout", type=float, metavar="S", help="start no new trial after S seconds; then conclude with the best so far")
+    sweep.add_argument("--seeds", type=int, default=3, help="seeds the best config is re-run with through `run` (default 3; 0: none)")
+    sweep.add_argument("--seed", type=int, default=0, help="seed of the trials and of the TPE sampler (default 0); re-runs use seed, seed+1, ...")
+    sweep.add_argument("--pruner", choices=["median", "none"], default="median", help="median: stop a trial whose validation NDCG@10 is below the median of earlier trials at the same epoch (default)")
+    sweep.add_argument("--prune-warmup", type=int, default=5, metavar="EPOCHS", help="epochs every trial runs before it can be pruned (default 5)")
+    sweep.add_argument("--space", metavar="FILE.yaml", help="search space file (default sweeps/<model>.yaml)")
+    sweep.add_argument("--config", metavar="FILE.yaml", help="flat YAML of fixed config keys (removed from the search)")
+    sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="fix one config key for every trial, e.g. --set max_epochs=30 (repeatable)")
+    sweep.add_argument("--max-epochs", type=int, help="maximum training epochs of every trial and re-run")
+    sweep.add_argument("--accelerator", choices=["cpu", "gpu", "auto"], help="default cpu")
+    sweep.add_argument("--devices", type=int, help="processes/devices per trial (default 1)")
+    sweep.add_argument("--num-nodes", type=int, help="machines per trial (default 1; see README, Running at scale)")
+    sweep.add_argument("--strategy", choices=["auto", "ddp"], help="default auto")
+    sweep.add_argument("--out", default=".", help="folder that receives runs/sweeps/ and the re-runs' runs/<run_id>/ (default: current folder)")
+    sweep.add_argument("--no-progress", action="store_true", help="hide Lightning's progress bars (the per-trial lines stay)")
+    sweep.add_argument("--output", metavar="FILE.json", help="also write the summary as JSON")
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from benchmark.cli import write_output
+
+    overrides = load_config_file(args.config) if args.config else {}
+    overrides.update(parse_set_options(args.overrides))
+    for key in ("max_epochs", *DEVICE_KEYS):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    options = SweepOptions(
+        model=args.model, data=args.data, trials=args.trials, raw_dir=args.raw_dir, overrides=overrides, study=args.study,
+        storage=args.storage, timeout=args.timeout, seeds=args.seeds, seed=args.seed, out=args.out, pruner=args.pruner,
+        prune_warmup=args.prune_warmup, progress=not args.no_progress, space_file=args.space,
+    )  # fmt: skip
+    summary = run_sweep(options)
+    if summary is None:
+        return
+    print_summary(summary)
+    write_output(args.output, summary)

@@ -1,0 +1,230 @@
+"""LLM4Rec module 3: causal debiasing -- propensities and IPS weights, an adversarial
+popularity head with gradient reversal, and an exposure-parity penalty.
+
+The paper: an IPS loss (1/|D|) sum l(r_ui, r^_ui) / e(u, i); an adversarial loss
+-sum_s P(S=s) log P(S=s | r^); a parity bound |P(r^ > tau | s1) - P(r^ > tau | s2)| <= eps.
+The propensity model, clipping, the sensitive attribute, tau and eps are open; ours
+(llm4rec/README.md):
+
+- Propensity e(u, i) of an observed interaction:
+  ``popularity``: e_i = (n_i / max_j n_j) ** power (a power law of the item's training
+  count; Yang et al. 2018 use power 0.5); or ``logistic``: an exposure model
+  P(O_ui = 1) = sigmoid(a + b log(1 + n_i) + c log(1 + n_u)) fitted by logistic regression
+  on the training pairs against uniformly sampled unobserved pairs, with the
+  case-control intercept correction log(n_sampled / n_unobserved) so that it estimates
+  the real observation rate (and per-user activity enters, as in the simulator's truth).
+- IPS weights w = 1 / max(e, clip), self-normalised (divided by their batch mean): the
+  loss becomes sum w l / sum w (SNIPS), whose variance clipping and normalisation bound.
+- The sensitive attribute: no dataset has user demographics, so the attribute is the
+  *item popularity group* (quantiles of training counts; 2 groups = the top 20% "head"
+  items, as in the evaluation, and the rest). The adversary predicts it from the
+  user-item representation u * v_i through a gradient-reversal layer (Ganin & Lempitsky
+  2015): the encoder learns representations from which popularity cannot be read off.
+- Parity: tau = the row's K-th highest score (so "r^ > tau" = "in the top K");
+  P(in top K | head) and P(in top K | tail) are estimated with a soft indicator
+  sigmoid((r^ - tau) / T) averaged over each group's items; the penalty is
+  relu(|gap| - eps).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark.errors import BenchmarkError
+
+PropensityKind = Literal["popularity", "logistic"]
+HEAD_FRACTION = 0.2  # as benchmark.evaluation: head = the top 20% of items by training interactions
+
+
+# --- propensities ----------------------------------------------------------------------
+
+
+def popularity_propensity(item_counts: np.ndarray, power: float = 0.5) -> np.ndarray:
+    """e_i = (n_i / max n) ** power; items never seen in training count as half an interaction."""
+    counts = np.asarray(item_counts, dtype=np.float64)
+    if power < 0:
+        raise BenchmarkError(f"propensity_power must be >= 0, got {power}")
+    top = max(counts.max(initial=0.0), 1.0)
+    return np.power(np.maximum(counts, 0.5) / top, power)
+
+
+@dataclass
+class LogisticExposure:
+    """P(O_ui = 1) = sigmoid(a + b log(1 + n_i) + c log(1 + n_u)) (fitted by ``fit``)."""
+
+    intercept: float
+    item_coef: float
+    user_coef: float
+
+    @classmethod
+    def fit(cls, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, *, negatives_per_positive: int = 4, seed: int = 0) -> LogisticExposure:
+        from sklearn.linear_model import LogisticRegression
+
+        users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
+        if len(users) == 0:
+            raise BenchmarkError("logistic propensity: no training interactions to fit on")
+        n_u = np.bincount(users, minlength=n_users).astype(np.float64)
+        n_i = np.bincount(items, minlength=n_items).astype(np.float64)
+        rng = np.random.default_rng(seed)
+        m = negatives_per_positive * len(users)
+        neg_u, neg_i = rng.integers(0, n_users, m), rng.integers(0, n_items, m)
+        observed = np.unique(users * n_items + items)
+        key = neg_u * n_items + neg_i
+        at = np.minimum(np.searchsorted(observed, key), len(observed) - 1)
+        unobserved = observed[at] != key
+        neg_u, neg_i = neg_u[unobserved], neg_i[unobserved]
+        x = np.stack([np.log1p(np.concatenate([n_i[items], n_i[neg_i]])), np.log1p(np.concatenate([n_u[users], n_u[neg_u]]))], axis=1)
+        y = np.concatenate([np.ones(len(users)), np.zeros(len(neg_u))])
+        model = LogisticRegression(C=1e4, max_iter=1000).fit(x, y)
+        # case-control correction: negatives were subsampled from all unobserved pairs
+        total_unobserved = float(n_users) * n_items - len(observed)
+        intercept = float(model.intercept_[0]) + float(np.log(len(neg_u) / total_unobserved))
+        return cls(intercept, float(model.coef_[0, 0]), float(model.coef_[0, 1]))
+
+    def __call__(self, user_counts: np.ndarray | torch.Tensor, item_counts: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        if isinstance(item_counts, torch.Tensor):
+            logit = self.intercept + self.item_coef * torch.log1p(item_counts.float()) + self.user_coef * torch.log1p(user_counts.float())
+            return torch.sigmoid(logit)
+        logit = self.intercept + self.item_coef * np.log1p(item_counts) + self.user_coef * np.log1p(user_counts)
+        return 1.0 / (1.0 + np.exp(-logit))
+
+
+def ips_weights(propensity: torch.Tensor, clip: float = 0.05, self_normalise: bool = True) -> torch.Tensor:
+    """w = 1 / max(e, clip); self-normalised to mean 1 over the given entries."""
+    if not 0 < clip <= 1:
+        raise BenchmarkError(f"ips_clip must lie in (0, 1], got {clip}")
+    w = 1.0 / propensity.clamp(min=clip)
+    if self_normalise and w.numel():
+        w = w / w.mean()
+    return w
+
+
+def popularity_groups(item_counts: np.ndarray, n_groups: int = 2) -> np.ndarray:
+    """Group of every item by training popularity: 0 = most popular. Two groups: the top
+    20% (ties by lower index, as the evaluation's head items) and the rest; more groups:
+    equal-size popularity quantiles."""
+    counts = np.asarray(item_counts)
+    n = len(counts)
+    if n_groups < 2:
+        raise BenchmarkError(f"popularity_groups must be >= 2, got {n_groups}")
+    order = np.lexsort((np.arange(n), -counts))  # most popular first, ties by lower index
+    groups = np.empty(n, dtype=np.int64)
+    if n_groups == 2:
+        head = int(np.ceil(HEAD_FRACTION * n))
+        groups[order] = (np.arange(n) >= head).astype(np.int64)
+    else:
+        groups[order] = np.minimum(np.arange(n) * n_groups // max(n, 1), n_groups - 1)
+    return groups
+
+
+# --- adversary ---------------------------------------------------------------------------
+
+
+class _Reverse(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:  # noqa: ANN001
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN001
+        return -ctx.scale * grad, None
+
+
+def gradient_reversal(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """Identity forward; multiplies the gradient by -scale backward."""
+    return _Reverse.apply(x, scale)
+
+
+class PopularityAdversary(nn.Module):
+    """Predicts the popularity group of the target item from the user-item representation
+    u * v through gradient reversal; its loss trains the head and pushes the encoder to
+    remove popularity information."""
+
+    def __init__(self, dim: int, n_groups: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, n_groups))
+
+    def forward(self, user: torch.Tensor, item: torch.Tensor, group: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        logits = self.net(gradient_reversal(user * item))
+        loss = F.cross_entropy(logits, group, reduction="none")
+        return loss.mean() if weight is None else (loss * weight).sum() / weight.sum().clamp(min=1e-12)
+
+
+# --- parity ------------------------------------------------------------------------------
+
+
+def exposure_parity_penalty(scores: torch.Tensor, is_head: torch.Tensor, k: int = 10, temperature: float = 1.0, epsilon: float = 0.0) -> torch.Tensor:
+    """relu(|P(top-K | head) - P(top-K | tail)| - eps), averaged over rows of ``scores`` [N, n_items].
+
+    "In the top K" is the soft indicator sigmoid((s - tau) / T) with tau the row's K-th
+    highest score (no gradient through tau); P(. | group) its mean over the group's items.
+    """
+    if scores.numel() == 0 or is_head.all() or not is_head.any():
+        return scores.sum() * 0.0
+    if temperature <= 0:
+        raise BenchmarkError(f"parity_temperature must be > 0, got {temperature}")
+    kk = min(k, scores.shape[1])
+    tau = scores.detach().topk(kk, dim=1).values[:, -1:]
+    inside = torch.sigmoid((scores - tau) / temperature)
+    head = is_head.to(scores.dtype)
+    p_head = inside @ head / head.sum()
+    p_tail = inside @ (1 - head) / (1 - head).sum()
+    return F.relu((p_head - p_tail).abs() - epsilon).mean()
+
+
+# --- agreement with the simulator's true propensities -----------------------------------------
+
+
+def propensity_agreement(estimated: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    """Spearman and Pearson correlation (of log propensities) between estimates and the truth."""
+    from scipy.stats import pearsonr, spearmanr
+
+    est, tru = np.asarray(estimated, dtype=np.float64), np.asarray(true, dtype=np.float64)
+    if est.shape != tru.shape or len(est) < 3:
+        raise BenchmarkError(f"propensity_agreement: need matching arrays of >= 3 values, got {est.shape} and {tru.shape}")
+    floor = 1e-12
+    return {
+        "spearman": float(spearmanr(est, tru).statistic),
+        "pearson_log": float(pearsonr(np.log(np.maximum(est, floor)), np.log(np.maximum(tru, floor))).statistic),
+        "n_pairs": float(len(est)),
+    }
+
+
+def simulator_propensity_report(data: object, raw_dir: str | None, *, power: float = 0.5, seed: int = 0) -> dict[str, dict[str, float]] | None:
+    """On simulated data: agreement of both propensity models with the simulator's true
+    exposure propensity, over the held-out pairs of ``heldout.parquet`` (test, validation
+    and random unobserved pairs of every user). None for real data or without ground truth."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    if getattr(data, "source", None) != "synthetic":
+        return None
+    from benchmark.data.datasets import default_raw_dir
+    from benchmark.data.simulator import load_ground_truth
+
+    folder = Path(raw_dir) if raw_dir is not None else default_raw_dir(data.name)  # type: ignore[attr-defined]
+    if not (folder / "ground_truth.npz").is_file() or not (folder / "heldout.parquet").is_file():
+        return None
+    truth = load_ground_truth(folder)
+    held = truth.heldout
+    users = pd.Index(data.user_ids).get_indexer(held["user_id"].to_numpy())  # type: ignore[attr-defined]
+    items = pd.Index(data.item_ids).get_indexer(held["item_id"].to_numpy())  # type: ignore[attr-defined]
+    keep = (users >= 0) & (items >= 0)
+    users, items, true = users[keep], items[keep], held["propensity"].to_numpy()[keep]
+    train = data.train  # type: ignore[attr-defined]
+    n_users, n_items = data.n_users, data.n_items  # type: ignore[attr-defined]
+    item_counts = np.bincount(train.item, minlength=n_items)
+    user_counts = np.bincount(train.user, minlength=n_users)
+    logistic = LogisticExposure.fit(train.user, train.item, n_users, n_items, seed=seed)
+    return {
+        "popularity": propensity_agreement(popularity_propensity(item_counts, power)[items], true),
+        "logistic": propensity_agreement(np.asarray(logistic(user_counts[users], item_counts[items])), true),
+    }

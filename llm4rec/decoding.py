@@ -1,0 +1,444 @@
+"""Catalogue-constrained decoding for generative recommenders (GenRec, LLM4Rec's generative mode).
+
+Three pieces, usable on their own:
+
+- ``item_titles(items)`` and ``catalogue_sequences(titles, keys, tokenizer)``: one token
+  sequence per item (its title, cut to ``max_tokens``, then a terminator), made unique:
+  items whose sequences coincide (duplicate titles, or titles equal after the cut) get
+  their key (raw item id) appended, so every sequence names exactly one item.
+- ``CatalogueTrie(sequences)``: the prefix tree of those sequences, as flat arrays
+  (children of a node in CSR form, items below a node as a contiguous range). It rejects
+  duplicate sequences and sequences that are a prefix of another, so every root-to-leaf
+  path is exactly one item.
+- ``constrained_beam_search(lm, trie, k, prompts=...)``: beam search over the trie with a
+  transformers causal LM (peft-wrapped or not), returning the k best items per prompt,
+  never an item in that prompt's ``exclude`` set (the user's seen items).
+
+Scoring. At every step a beam may only continue with a child token whose subtree still
+holds an item that is not excluded; the LM's logits over those tokens are renormalised
+(a softmax over the allowed children only). An item's score is therefore
+log P(item | prompt) under a proper distribution over the admissible catalogue: the
+scores of all admissible items sum to one. A consequence used for speed: once a prefix
+leaves exactly one admissible item, the rest of its title is forced (probability 1), so
+the hypothesis is complete without decoding the remaining tokens.
+
+Search. The beam holds the ``num_beams`` best hypotheses, complete or not (default and
+minimum: k). Each step expands the incomplete ones and keeps the ``num_beams`` best of
+(complete so far + expansions). Scores never increase along a path, so the search stops
+exactly when every hypothesis in the beam is complete, and it returns
+min(num_beams, admissible items) distinct items: fewer than k only when fewer than k
+items are admissible; those slots hold -1 (the evaluator counts them as invalid).
+Ties: higher score first, then the lower item id.
+
+Why not ``model.generate(prefix_allowed_tokens_fn=...)``: transformers' beam search
+encodes the prompt once per beam (``num_beams`` times the prefill cost), computes logits
+over the whole vocabulary at every step and calls a Python hook per beam per step; it
+also cannot prune subtrees per user or stop early on forced suffixes. Here the prompt is
+encoded once per user and its KV cache is shared by the beams (``Cache.reorder_cache``),
+only the logits of the allowed tokens are computed (rows of the output embedding), and
+the decoder is the model's own transformers decoder with its own cache class.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+__all__ = [
+    "BeamSearchResult",
+    "CatalogueTrie",
+    "catalogue_sequences",
+    "constrained_beam_search",
+    "item_titles",
+]
+
+
+# --- item titles -> unique token sequences ------------------------------------------------
+
+
+def item_titles(items: pd.DataFrame) -> list[str]:
+    """One display title per item (row i = internal item i): the ``title`` column with
+    whitespace runs (newlines included) collapsed; ``item <raw_id>`` where it is missing."""
+    if "title" not in items.columns:
+        raise ValueError(f"the item table has no 'title' column (columns: {list(items.columns)})")
+    raw = items["raw_id"].astype(str).tolist() if "raw_id" in items.columns else [str(i) for i in range(len(items))]
+    out = []
+    for title, key in zip(items["title"].tolist(), raw):
+        text = "" if title is None or (isinstance(title, float) and np.isnan(title)) else re.sub(r"\s+", " ", str(title)).strip()
+        out.append(text or f"item {key}")
+    return out
+
+
+def catalogue_sequences(
+    titles: Sequence[str], keys: Sequence[str], tokenizer: Any, *, max_tokens: int = 24, terminator: str = "\n"
+) -> list[list[int]]:
+    """Token ids of every item: its title (at most ``max_tokens`` tokens) + the terminator's tokens.
+
+    Items whose cut titles tokenise identically (duplicate titles, or long titles equal in
+    their first ``max_tokens`` tokens) are disambiguated by appending `` [<key>]`` (keys:
+    raw item ids, unique per item) within the same token budget. Raises ValueError if
+    sequences still coincide (keys not unique).
+    """
+    if len(titles) != len(keys):
+        raise ValueError(f"{len(titles)} titles but {len(keys)} keys")
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+    end = tokenizer(terminator, add_special_tokens=False).input_ids
+    if not end:
+        raise ValueError(f"the terminator {terminator!r} tokenises to nothing")
+    ids = [row[:max_tokens] for row in tokenizer(list(titles), add_special_tokens=False).input_ids]
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, row in enumerate(ids):
+        groups.setdefault(tuple(row), []).append(i)
+    for members in groups.values():
+        if len(members) > 1:
+            for i in members:
+                suffix = tokenizer(f" [{keys[i]}]", add_special_tokens=False).input_ids
+                full = tokenizer(titles[i], add_special_tokens=False).input_ids
+                ids[i] = full[: max(max_tokens - len(suffix), 0)] + suffix
+    seen: dict[tuple[int, ...], int] = {}
+    for i, row in enumerate(ids):
+        other = seen.setdefault(tuple(row), i)
+        if other != i:
+            raise ValueError(f"items {other} and {i} have the same token sequence even with their keys appended (keys must be unique)")
+    return [row + end for row in ids]
+
+
+# --- the trie ---------------------------------------------------------------------------------
+
+
+class CatalogueTrie:
+    """Prefix tree over one token sequence per item; every root-to-leaf path is one item.
+
+    Nodes are numbered in depth-first order (root = 0, children by increasing token), so
+    the items below a node are ``items_in_order[first[v] : first[v] + n_below[v]]``.
+    Arrays: ``child_ptr`` [n_nodes + 1] and ``child_token`` / ``child_node`` [n_nodes - 1]
+    (the children of v are entries ``child_ptr[v]:child_ptr[v + 1]``), ``n_below``,
+    ``leaf_item`` (-1 for inner nodes), ``item_path`` [n_items, max_length] (the nodes
+    after each token of an item's sequence, -1 padded).
+    """
+
+    def __init__(self, sequences: Sequence[Sequence[int]]) -> None:
+        n_items = len(sequences)
+        if n_items == 0:
+            raise ValueError("CatalogueTrie needs at least one item")
+        seqs = [tuple(int(t) for t in s) for s in sequences]
+        for i, s in enumerate(seqs):
+            if not s:
+                raise ValueError(f"item {i} has an empty token sequence")
+        order = sorted(range(n_items), key=seqs.__getitem__)
+        parent, token, first = [-1], [-1], [0]
+        leaf_item = {}
+        self.max_length = max(len(s) for s in seqs)
+        item_path = np.full((n_items, self.max_length), -1, dtype=np.int64)
+        stack, prev = [0], ()
+        for rank, i in enumerate(order):
+            s = seqs[i]
+            common = 0
+            while common < min(len(prev), len(s)) and prev[common] == s[common]:
+                common += 1
+            if prev and common == len(prev):  # sorted order puts a prefix right before its extensions
+                j = order[rank - 1]
+                what = "the same token sequence as" if s == prev else "a token sequence that extends that of"
+                raise ValueError(f"item {i} has {what} item {j}; every item needs a unique, prefix-free sequence")
+            del stack[common + 1 :]
+            for t in s[common:]:
+                parent.append(stack[-1])
+                token.append(t)
+                first.append(rank)
+                stack.append(len(parent) - 1)
+            leaf_item[stack[-1]] = i
+            item_path[i, : len(s)] = stack[1:]
+            prev = s
+        n_nodes = len(parent)
+        self.n_items, self.n_nodes = n_items, n_nodes
+        parent_a = np.asarray(parent, dtype=np.int64)
+        token_a = np.asarray(token, dtype=np.int64)
+        by_parent = np.argsort(parent_a[1:], kind="stable") + 1  # creation order = token order within a parent
+        self.child_token = token_a[by_parent]
+        self.child_node = by_parent
+        self.child_ptr = np.concatenate([[0], np.cumsum(np.bincount(parent_a[1:], minlength=n_nodes))]).astype(np.int64)
+        self.leaf_item = np.full(n_nodes, -1, dtype=np.int64)
+        self.leaf_item[list(leaf_item)] = list(leaf_item.values())
+        self.first = np.asarray(first, dtype=np.int64)
+        self.items_in_order = np.asarray(order, dtype=np.int64)
+        # items below a node: the leaves of its subtree, summed level by level from the deepest
+        depth = np.zeros(n_nodes, dtype=np.int64)
+        for v in range(1, n_nodes):  # parents precede children
+            depth[v] = depth[parent[v]] + 1
+        n_below = (self.leaf_item >= 0).astype(np.int64)
+        for d in range(int(depth.max()), 0, -1):
+            level = np.flatnonzero(depth == d)
+            np.add.at(n_below, parent_a[level], n_below[level])
+        self.n_below = n_below
+        self.item_path = item_path
+        self.sequences = seqs
+
+    def __len__(self) -> int:
+        return self.n_items
+
+    @property
+    def tokens(self) -> np.ndarray:
+        """The sorted distinct token ids used by the catalogue (the decoding vocabulary)."""
+        return np.unique(self.child_token)
+
+    def children(self, node: int) -> tuple[np.ndarray, np.ndarray]:
+        """(tokens, child nodes) of ``node``, by increasing token."""
+        lo, hi = self.child_ptr[node], self.child_ptr[node + 1]
+        return self.child_token[lo:hi], self.child_node[lo:hi]
+
+    def step(self, node: int, token: int) -> int:
+        """The child of ``node`` reached by ``token``, or -1 if the catalogue has no such prefix."""
+        tokens, nodes = self.children(node)
+        at = int(np.searchsorted(tokens, token))
+        return int(nodes[at]) if at < len(tokens) and tokens[at] == token else -1
+
+    def walk(self, tokens: Sequence[int]) -> int:
+        """The node reached from the root by ``tokens``, or -1."""
+        node = 0
+        for t in tokens:
+            node = self.step(node, int(t))
+            if node < 0:
+                return -1
+        return node
+
+    def lookup(self, tokens: Sequence[int]) -> int:
+        """The item whose full sequence is ``tokens``, or -1."""
+        node = self.walk(tokens)
+        return int(self.leaf_item[node]) if node >= 0 else -1
+
+    def allowed(self, tokens: Sequence[int]) -> list[int]:
+        """Tokens that may follow the prefix ``tokens`` (empty after a complete item or off the trie)."""
+        node = self.walk(tokens)
+        return self.children(node)[0].tolist() if node >= 0 else []
+
+    def items_below(self, node: int) -> np.ndarray:
+        """Item ids whose sequences start with the prefix that leads to ``node``."""
+        return self.items_in_order[self.first[node] : self.first[node] + self.n_below[node]]
+
+
+# --- per-prompt exclusions --------------------------------------------------------------------
+
+
+class _Exclusions:
+    """For B prompts: how many excluded items lie below each (prompt, node), by binary search."""
+
+    def __init__(self, trie: CatalogueTrie, rows: np.ndarray, items: np.ndarray, n_rows: int) -> None:
+        if len(items) and (items.min() < 0 or items.max() >= trie.n_items):
+            raise ValueError(f"excluded item ids must lie in [0, {trie.n_items})")
+        pairs = np.unique(rows * trie.n_items + items)
+        rows, items = pairs // trie.n_items, pairs % trie.n_items
+        self.trie, self.n_nodes = trie, trie.n_nodes
+        self.root_count = np.bincount(rows, minlength=n_rows)
+        paths = trie.item_path[items]  # [m, max_length]
+        keep = paths >= 0
+        keys = np.repeat(rows, keep.sum(1)) * trie.n_nodes + paths[keep]
+        self.keys, self.counts = np.unique(keys, return_counts=True)
+        self.sets: dict[int, set[int]] = {}
+        for r, i in zip(rows.tolist(), items.tolist()):
+            self.sets.setdefault(r, set()).add(i)
+
+    def admissible(self, rows: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+        """Items below each (row, node) that are not excluded for that row."""
+        out = self.trie.n_below[nodes].copy()
+        root = nodes == 0
+        out[root] -= self.root_count[rows[root]]
+        if len(self.keys):
+            query = rows * self.n_nodes + nodes
+            at = np.minimum(np.searchsorted(self.keys, query), len(self.keys) - 1)
+            hit = (self.keys[at] == query) & ~root
+            out[hit] -= self.counts[at[hit]]
+        return out
+
+    def only_item(self, row: int, node: int) -> int:
+        """The single admissible item below (row, node) (the caller knows there is exactly one)."""
+        leaf = int(self.trie.leaf_item[node])
+        if leaf >= 0:
+            return leaf
+        excluded = self.sets.get(row, set())
+        return next(int(i) for i in self.trie.items_below(node) if int(i) not in excluded)
+
+
+# --- beam search ------------------------------------------------------------------------------
+
+
+@dataclass
+class BeamSearchResult:
+    """``items`` LongTensor [B, k]: best first, -1 where fewer than k items are admissible;
+    ``scores`` FloatTensor [B, k]: log P(item | prompt) (renormalised over admissible
+    continuations), -inf where ``items`` is -1."""
+
+    items: torch.Tensor
+    scores: torch.Tensor
+
+
+def _left_pad(prompts: Sequence[Sequence[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if any(len(p) == 0 for p in prompts):
+        raise ValueError("every prompt needs at least one token")
+    length = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), length), pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), length), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        if len(prompt):
+            ids[row, length - len(prompt) :] = torch.as_tensor(list(prompt), dtype=torch.long)
+            mask[row, length - len(prompt) :] = 1
+    return ids, mask
+
+
+def _output_layer(lm: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    head = lm.get_output_embeddings()
+    if head is None:
+        raise ValueError(f"{type(lm).__name__} has no output embedding (is it a causal LM?)")
+    return head.weight, getattr(head, "bias", None)
+
+
+@torch.no_grad()
+def constrained_beam_search(
+    lm: Any,
+    trie: CatalogueTrie,
+    k: int,
+    *,
+    prompts: Sequence[Sequence[int]] | None = None,
+    inputs_embeds: torch.Tensor | None = None,
+    attention_mask: torch.Tensor | None = None,
+    exclude: Sequence[Collection[int]] | tuple[torch.Tensor, torch.Tensor] | None = None,
+    num_beams: int | None = None,
+    pad_token_id: int = 0,
+) -> BeamSearchResult:
+    """The k best catalogue items for each prompt (see the module docstring for the scoring).
+
+    ``lm``: a transformers causal LM (optionally peft-wrapped); put it in eval mode first.
+    Prompts: either ``prompts`` (token id lists; left-padded here) or ``inputs_embeds``
+    [B, P, d] with its left-padded ``attention_mask`` [B, P] (for soft prompts).
+    ``exclude``: per prompt, item ids never to return: a list of collections, or the
+    evaluation batch's flat ``(seen_rows, seen_items)`` pair.
+    ``num_beams``: beam width, at least ``k`` (default ``k``).
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if (prompts is None) == (inputs_embeds is None):
+        raise ValueError("give exactly one of prompts or inputs_embeds")
+    beams = max(k, num_beams or k)
+    decoder = lm.get_decoder()
+    weight, bias = _output_layer(lm)
+    device = weight.device
+    if prompts is not None:
+        input_ids, mask = _left_pad(prompts, pad_token_id)
+        first_inputs: dict[str, torch.Tensor] = {"input_ids": input_ids.to(device)}
+    else:
+        assert inputs_embeds is not None
+        if attention_mask is None or attention_mask.shape != inputs_embeds.shape[:2]:
+            raise ValueError("inputs_embeds needs an attention_mask of shape [B, P]")
+        if not bool(attention_mask[:, -1].all()):
+            raise ValueError("inputs_embeds must be left-padded (attention_mask[:, -1] all ones)")
+        mask = attention_mask.long().cpu()
+        first_inputs = {"inputs_embeds": inputs_embeds}
+    n_rows = mask.shape[0]
+
+    if exclude is None:
+        ex_rows = ex_items = np.zeros(0, dtype=np.int64)
+    elif isinstance(exclude, tuple) and len(exclude) == 2 and isinstance(exclude[0], torch.Tensor):
+        ex_rows, ex_items = (t.detach().cpu().numpy().astype(np.int64) for t in exclude)
+    else:
+        if len(exclude) != n_rows:
+            raise ValueError(f"exclude has {len(exclude)} entries for {n_rows} prompts")
+        ex_rows = np.asarray([r for r, items in enumerate(exclude) for _ in items], dtype=np.int64)
+        ex_items = np.asarray([int(i) for items in exclude for i in items], dtype=np.int64)
+    exclusions = _Exclusions(trie, ex_rows, ex_items, n_rows)
+
+    # finished hypotheses (row, score, item) and running ones (row, node, score, cache row)
+    fin_row, fin_score, fin_item = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.int64))
+    rows = np.arange(n_rows)
+    admissible = exclusions.admissible(rows, np.zeros(n_rows, dtype=np.int64))
+    single = np.flatnonzero(admissible == 1)  # a lone admissible item needs no decoding
+    fin_row, fin_score = single, np.zeros(len(single))
+    fin_item = np.asarray([exclusions.only_item(int(r), 0) for r in single], dtype=np.int64)
+    run_row = np.flatnonzero(admissible > 1)
+    run_node = np.zeros(len(run_row), dtype=np.int64)
+    run_score = np.zeros(len(run_row))
+
+    prompt_len = mask.sum(1).numpy()
+    hidden = None
+    cache = None
+    if len(run_row):
+        sel = torch.as_tensor(run_row)
+        inputs = {name: value[sel.to(value.device)] for name, value in first_inputs.items()}
+        position = (mask[sel].cumsum(1) - 1).clamp(min=0)
+        out = decoder(**inputs, attention_mask=mask[sel].to(device), position_ids=position.to(device), use_cache=True)
+        hidden, cache = out.last_hidden_state[:, -1].float(), out.past_key_values
+    step = 0
+    while len(run_row):
+        # candidate continuations: admissible children of every running beam
+        starts, ends = trie.child_ptr[run_node], trie.child_ptr[run_node + 1]
+        counts = ends - starts
+        cand_beam = np.repeat(np.arange(len(run_row)), counts)
+        edge = starts[cand_beam] + np.arange(len(cand_beam)) - np.repeat(np.cumsum(counts) - counts, counts)
+        cand_token, cand_node = trie.child_token[edge], trie.child_node[edge]
+        cand_row = run_row[cand_beam]
+        cand_admissible = exclusions.admissible(cand_row, cand_node)
+        keep = cand_admissible > 0
+        cand_beam, cand_token, cand_node, cand_row, cand_admissible = (
+            a[keep] for a in (cand_beam, cand_token, cand_node, cand_row, cand_admissible)
+        )
+        # logits of the candidate tokens only: rows of the output layer
+        vocab, column = np.unique(cand_token, return_inverse=True)
+        vocab_t = torch.as_tensor(vocab, device=device)
+        logits = hidden @ weight[vocab_t].float().T  # [beams, |vocab|]
+        if bias is not None:
+            logits = logits + bias[vocab_t].float()
+        beam_t = torch.as_tensor(cand_beam, device=device)
+        cand_logit = logits[beam_t, torch.as_tensor(column, device=device)]
+        top = torch.full((len(run_row),), float("-inf"), device=device).scatter_reduce(0, beam_t, cand_logit, "amax")
+        total = torch.zeros(len(run_row), device=device).index_add_(0, beam_t, (cand_logit - top[beam_t]).exp())
+        log_p = (cand_logit - top[beam_t] - total.log()[beam_t]).double().cpu().numpy()
+        cand_score = run_score[cand_beam] + log_p
+        cand_item = np.full(len(cand_beam), -1, dtype=np.int64)
+        for j in np.flatnonzero(cand_admissible == 1):  # forced from here on: complete now
+            cand_item[j] = exclusions.only_item(int(cand_row[j]), int(cand_node[j]))
+
+        # the beam: the `beams` best of (finished so far + candidates) per prompt
+        all_row = np.concatenate([fin_row, cand_row])
+        all_score = np.concatenate([fin_score, cand_score])
+        all_item = np.concatenate([fin_item, cand_item])
+        source = np.concatenate([np.full(len(fin_row), -1), np.arange(len(cand_row))])
+        tie = np.where(all_item >= 0, all_item, trie.n_items + np.concatenate([np.zeros(len(fin_row), dtype=np.int64), cand_node]))
+        order = np.lexsort((tie, -all_score, all_row))
+        sorted_row = all_row[order]
+        group_start = np.searchsorted(sorted_row, sorted_row, side="left")
+        chosen = order[np.arange(len(order)) - group_start < beams]
+        done = all_item[chosen] >= 0
+        fin_row, fin_score, fin_item = all_row[chosen[done]], all_score[chosen[done]], all_item[chosen[done]]
+        going = source[chosen[~done]]
+        if not len(going):
+            break
+        parent = cand_beam[going]
+        run_row, run_node, run_score = cand_row[going], cand_node[going], cand_score[going]
+        cache.reorder_cache(torch.as_tensor(parent, device=device))
+        step += 1
+        row_t = torch.as_tensor(run_row)
+        step_mask = torch.cat([mask[row_t], torch.ones(len(run_row), step, dtype=torch.long)], dim=1)
+        position = torch.as_tensor(prompt_len[run_row] + step - 1).unsqueeze(1)
+        out = decoder(
+            input_ids=torch.as_tensor(cand_token[going], device=device).unsqueeze(1),
+            attention_mask=step_mask.to(device),
+            position_ids=position.to(device),
+            past_key_values=cache,
+            use_cache=True,
+        )
+        hidden, cache = out.last_hidden_state[:, -1].float(), out.past_key_values
+
+    items = torch.full((n_rows, k), -1, dtype=torch.long)
+    scores = torch.full((n_rows, k), float("-inf"))
+    order = np.lexsort((fin_item, -fin_score, fin_row))
+    fin_row, fin_score, fin_item = fin_row[order], fin_score[order], fin_item[order]
+    rank = np.arange(len(fin_row)) - np.searchsorted(fin_row, fin_row, side="left")
+    top_k = rank < k
+    items[fin_row[top_k], rank[top_k]] = torch.as_tensor(fin_item[top_k])
+    scores[fin_row[top_k], rank[top_k]] = torch.as_tensor(fin_score[top_k], dtype=torch.float32)
+    return BeamSearchResult(items, scores)

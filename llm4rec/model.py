@@ -1,0 +1,834 @@
+"""LLM4Rec: one RecModule composing the five modules around an LLM backbone.
+
+Prompt (one sequence per training window or evaluated user)::
+
+    <instruction tokens> [title tokens of i_1] s_1  [title tokens of i_2] s_2  ...  s_L
+
+``s_t`` is a soft token: the fused embedding of item i_t (module 1) projected to the
+LLM's width, plus the projection of its retrieved context r_t (module 2: the
+similarity-weighted mean of the fused embeddings of the ``rag_top_r`` known items
+nearest to the user's ``rag_query_items`` most recent items up to t). Title tokens are
+optional (``history_titles``; costly on CPU). The hidden state at s_t -- the position
+dedicated to "what comes after i_t" -- is projected to item space and scored against
+every fused item embedding: ``score()`` is a full ranking, as for every baseline. The
+LLM is causal and everything at position t is built from items up to t, so one forward
+pass trains all L next-item predictions of a window (sequential batches) without
+leakage; at evaluation the last position ranks the next item, once per user.
+
+Loss = ranking + adversarial_weight * adversary + parity_weight * parity
++ explain_weight * explanation: the ranking term is the softmax cross-entropy of the
+target against all items (``num_negatives=0``) or against shared uniform negatives,
+weighted by self-normalised IPS weights (module 3), which also supplies the adversarial
+popularity head and the exposure-parity penalty; the explanation term (module 4) is the
+teacher-forced loss of the user's training-period review (or the item's attributes)
+given an explanation prompt with the retrieved snippets as evidence and [h_u; h_i] as
+soft prefix. Module 5 (real-time adaptation) is the harness's streaming protocol: this
+model names its adapters (``adaptation_parameters``) and accepts recency weights.
+
+``LLM4RecGenerative`` (registered as ``llm4rec-generative``) is the same model with a
+generative head: it decodes item titles with beam search constrained to the catalogue
+(llm4rec/decoding.py) from the same soft prompt, and is evaluated through ``recommend``.
+
+Design choices, CPU budget and measurements: llm4rec/README.md.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark.data.features import ItemFeatures
+from benchmark.errors import BenchmarkError
+from benchmark.model import BatchSpec, RecModule, TrainBatchKind
+from llm4rec.backbone import SMOLLM2, BackboneConfig, load_backbone
+from llm4rec.debias import LogisticExposure, PopularityAdversary, exposure_parity_penalty, ips_weights, popularity_groups, popularity_propensity
+from llm4rec.fusion import LEAKY_NUMERICAL, MODALITIES, MultimodalFusion
+from llm4rec.retrieval import RetrievalIndex, SnippetStore, known_items
+
+INSTRUCTION = "Recommend the next item after this history:"
+
+
+@dataclass
+class LLM4RecConfig:
+    """Hyper-parameters of LLM4Rec (each choice is documented in llm4rec/README.md)."""
+
+    # --- backbone -------------------------------------------------------------------------
+    backbone: str = SMOLLM2
+    """LLM: smollm2-135m (offline), tiny-llama (tests only), or a hub name / local path."""
+    llm: Literal["pretrained", "scratch"] = "pretrained"
+    """scratch (the llm4rec-no-llm ablation): a randomly initialised transformer of the
+    backbone's width with ``scratch_layers`` layers, fully trained, instead of the LLM."""
+    scratch_layers: int = 2
+    """Layers of the scratch transformer."""
+    backbone_mode: Literal["lora", "full", "frozen"] = "lora"
+    """How the pretrained backbone trains (scratch always trains fully)."""
+    lora_r: int = 8
+    """LoRA rank on the attention projections."""
+    lora_alpha: int = 16
+    """LoRA scaling numerator."""
+    lora_dropout: float = 0.05
+    """Dropout on LoRA's input."""
+    rank_layers: int = 4
+    """Ranking reads the hidden state after the first N transformer blocks (0, or more than
+    the LLM has = all); explanations and the generative head always use the whole LLM. The CPU budget knob."""
+    backbone_dtype: Literal["float32", "bfloat16"] = "float32"
+    """Weights and activations of the backbone (bfloat16 halves memory on GPUs)."""
+    instruction: str = INSTRUCTION
+    """Text before the history's soft tokens."""
+    history_titles: bool = False
+    """Also put each history item's title tokens before its soft token (costly on CPU)."""
+    title_tokens: int = 8
+    """Title tokens per history item when ``history_titles`` is on."""
+    max_seq_length: int = 20
+    """History items per prompt (training windows and evaluation histories)."""
+    # --- module 1: fusion -------------------------------------------------------------------
+    dim: int = 64
+    """Item-space width: fused item embeddings and the projected user state."""
+    modalities: list[str] = field(default_factory=lambda: list(MODALITIES))
+    """Fused modalities (id, text, categorical, numerical, image); absent ones are dropped."""
+    cross_attention: bool = True
+    """Pairwise cross-modal attention before the fusion."""
+    fusion: Literal["adaptive", "mean"] = "adaptive"
+    """adaptive: gated sum + beta * MLP of the concatenation; mean: plain mean."""
+    fusion_heads: int = 2
+    """Heads of the cross-modal attention (must divide ``dim``)."""
+    numerical_exclude: list[str] = field(default_factory=lambda: list(LEAKY_NUMERICAL))
+    """Numeric item columns never used (computed by the raw files over the held-out period)."""
+    dropout: float = 0.1
+    """Dropout in the fusion module and on the soft tokens."""
+    # --- module 2: retrieval ----------------------------------------------------------------
+    rag: bool = True
+    """Retrieval-augmented context (off: the llm4rec-no-rag ablation)."""
+    rag_top_r: int = 5
+    """Items retrieved per query."""
+    rag_query_items: int = 3
+    """Most recent items whose mean fused embedding is the query."""
+    rag_temperature: float = 0.1
+    """Softmax temperature over the retrieved items' cosine similarities."""
+    rag_index: Literal["flat", "ivf", "hnsw"] = "flat"
+    """FAISS index: exact inner product, IVF or HNSW."""
+    rag_nlist: int = 64
+    """IVF cells."""
+    rag_nprobe: int = 8
+    """IVF cells probed per query."""
+    rag_hnsw_m: int = 32
+    """HNSW links per node."""
+    rag_snippets: int = 3
+    """Retrieved snippets given as text evidence in explanation prompts."""
+    # --- module 3: debiasing ----------------------------------------------------------------
+    debias: bool = True
+    """IPS weights, adversary and parity penalty (off: the llm4rec-no-debias ablation)."""
+    propensity: Literal["popularity", "logistic"] = "logistic"
+    """Propensity model of an observed interaction (logistic: item and user activity)."""
+    propensity_power: float = 0.5
+    """Exponent of the popularity power law."""
+    ips_clip: float = 0.05
+    """Propensities below this are clipped (weights at most 1 / clip)."""
+    ips_self_normalise: bool = True
+    """Self-normalised IPS (SNIPS): the loss is sum(w l) / sum(w)."""
+    adversarial_weight: float = 0.1
+    """Weight of the adversarial popularity-group loss (gradient reversal)."""
+    popularity_groups: int = 2
+    """Popularity groups the adversary predicts (2: head = top 20% of items, tail)."""
+    parity_weight: float = 0.1
+    """Weight of the head/tail exposure-parity penalty."""
+    parity_k: int = 10
+    """The parity's top-K cut (tau = K-th highest score)."""
+    parity_temperature: float = 1.0
+    """Temperature of the soft top-K indicator."""
+    parity_epsilon: float = 0.0
+    """Tolerated exposure gap before the penalty applies."""
+    # --- module 4: explanations ---------------------------------------------------------------
+    explain: bool = True
+    """Explanation training and generation (off: the llm4rec-no-explain ablation)."""
+    explain_weight: float = 0.1
+    """lambda_exp: weight of the explanation loss."""
+    explain_every: int = 8
+    """Add the explanation loss every N training steps (full-depth LLM passes are costly)."""
+    explain_batch: int = 2
+    """(user, item) pairs explained per such step."""
+    explain_max_length: int = 160
+    """Tokens of prompt + target in explanation training."""
+    explain_new_tokens: int = 32
+    """Tokens generated per explanation."""
+    explain_history: int = 5
+    """History titles in an explanation prompt."""
+    explain_soft_prefix: bool = True
+    """Prepend [h_u; h_i] (projected soft tokens) to the explanation prompt, as in the paper."""
+    # --- module 5: adaptation -----------------------------------------------------------------
+    adaptive: bool = True
+    """Take part in the streaming protocol's updates (off: the llm4rec-no-adaptive ablation)."""
+    # --- training -------------------------------------------------------------------------------
+    num_negatives: int = 0
+    """0: softmax over all items; N > 0: over the target and N shared uniform negatives."""
+    lr: float = 5e-3
+    """AdamW learning rate of the fusion, projection and debiasing layers."""
+    backbone_lr: float = 1e-3
+    """AdamW learning rate of the backbone's trainable weights (LoRA, or all for scratch)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    warmup_steps: int = 20
+    """Linear learning-rate warm-up over the first N optimizer steps (0 = none)."""
+    batch_size: int = 32
+    """Training windows per step."""
+    train_windows_per_epoch: int = 3072
+    """Windows per epoch (a fresh random sample each epoch; 0 = all)."""
+    # --- generative head (llm4rec-generative) ------------------------------------------------
+    generative_weight: float = 1.0
+    """Weight of the title-generation loss (LLM4RecGenerative only)."""
+    generative_title_tokens: int = 16
+    """Title tokens per catalogue entry in the generative trie."""
+    generative_beams: int = 20
+    """Beam width of the constrained beam search (at least the evaluation's largest K)."""
+
+
+@contextmanager
+def _depth(decoder: nn.Module, layers: int) -> Iterator[None]:
+    """Run ``decoder`` (a transformers decoder) with only its first ``layers`` blocks.
+
+    transformers' Llama-family decoders iterate ``self.layers[: config.num_hidden_layers]``;
+    lowering the number for one call keeps every weight (explanations still use them all).
+    """
+    config = decoder.config
+    full = config.num_hidden_layers
+    if layers and layers < full:
+        config.num_hidden_layers = layers
+    try:
+        yield
+    finally:
+        config.num_hidden_layers = full
+
+
+def _check(config: LLM4RecConfig) -> None:
+    positive = ("max_seq_length", "batch_size", "dim", "fusion_heads", "rag_top_r", "rag_query_items", "explain_every",
+                "explain_batch", "explain_new_tokens", "title_tokens", "scratch_layers", "generative_beams", "generative_title_tokens")  # fmt: skip
+    for name in positive:
+        if getattr(config, name) < 1:
+            raise BenchmarkError(f"llm4rec: {name} must be >= 1, got {getattr(config, name)}")
+    for name in ("rank_layers", "num_negatives", "train_windows_per_epoch", "rag_snippets", "explain_history", "warmup_steps"):
+        if getattr(config, name) < 0:
+            raise BenchmarkError(f"llm4rec: {name} must be >= 0, got {getattr(config, name)}")
+    for name in ("adversarial_weight", "parity_weight", "explain_weight", "generative_weight", "lr", "backbone_lr", "weight_decay"):
+        if getattr(config, name) < 0:
+            raise BenchmarkError(f"llm4rec: {name} must be >= 0, got {getattr(config, name)}")
+    if config.rag_temperature <= 0:
+        raise BenchmarkError(f"llm4rec: rag_temperature must be > 0, got {config.rag_temperature}")
+    if not 0 <= config.dropout < 1:
+        raise BenchmarkError(f"llm4rec: dropout must lie in [0, 1), got {config.dropout}")
+
+
+class LLM4Rec(RecModule):
+    """LLM4Rec (module docstring). Ablations are configs of this class (benchmark/registry.py)."""
+
+    train_batches: ClassVar[TrainBatchKind] = "sequential"
+    needs_item_features: ClassVar[bool] = True
+    needs_train_graph: ClassVar[bool] = True  # training counts: propensities, popularity groups, the index's known items
+    needs_item_table: ClassVar[bool] = True  # titles and attributes for prompts and snippets
+    needs_raw_dir: ClassVar[bool] = True  # review texts (explanation targets, snippets) are read from the raw files
+    supports_sample_weights: ClassVar[bool] = True  # the streaming protocol's recency weights scale the ranking loss
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        config: LLM4RecConfig,
+        *,
+        features: ItemFeatures | None = None,
+        train_pairs: tuple[np.ndarray, np.ndarray] | None = None,
+        items: pd.DataFrame | None = None,
+        raw_dir: str | None = None,
+    ) -> None:
+        super().__init__(n_users, n_items)
+        _check(config)
+        self.config = config
+        self.pad = n_items
+        self.raw_dir = raw_dir
+        self.supports_adaptation = config.adaptive  # read by the streaming protocol
+        users, train_items = train_pairs if train_pairs is not None else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        users, train_items = np.asarray(users, dtype=np.int64), np.asarray(train_items, dtype=np.int64)
+        item_counts = np.bincount(train_items, minlength=n_items)
+        user_counts = np.bincount(users, minlength=n_users)
+        # statistics of the training split, rebuilt from train_pairs at every construction: not in checkpoints
+        self.register_buffer("item_counts", torch.as_tensor(item_counts, dtype=torch.float32), persistent=False)
+        self.register_buffer("user_counts", torch.as_tensor(user_counts, dtype=torch.float32), persistent=False)
+        self.register_buffer("known", torch.as_tensor(known_items(train_items, n_items)), persistent=False)
+        groups = popularity_groups(item_counts, config.popularity_groups) if n_items else np.zeros(0, np.int64)
+        self.register_buffer("item_group", torch.as_tensor(groups), persistent=False)
+        self.register_buffer("is_head", torch.as_tensor(groups == 0), persistent=False)
+        self.register_buffer("item_propensity", torch.as_tensor(popularity_propensity(item_counts, config.propensity_power), dtype=torch.float32), persistent=False)
+        self.exposure_model = (
+            LogisticExposure.fit(users, train_items, n_users, n_items) if config.debias and config.propensity == "logistic" else None
+        )
+
+        self._load_backbone()
+        width = self.hidden_size
+        self.fusion = MultimodalFusion(
+            n_items, features, config.dim, modalities=config.modalities, cross_attention=config.cross_attention,
+            fusion=config.fusion, heads=config.fusion_heads, dropout=config.dropout, numerical_exclude=config.numerical_exclude,
+        )  # fmt: skip
+        self.item_in = nn.Linear(config.dim, width)  # fused item -> soft token
+        self.rag_in = nn.Linear(config.dim, width) if config.rag else None  # retrieved context -> soft token
+        # soft tokens enter at the scale of the LLM's own token embeddings: far larger inputs
+        # (a plain Linear gives ~8x) put the LLM out of distribution and ranking barely learns
+        self.token_norm = nn.LayerNorm(width)
+        with torch.no_grad():
+            typical = self.lm.get_input_embeddings().weight.float().norm(dim=1).mean() / width**0.5
+            self.token_norm.weight.fill_(float(typical))
+        self.user_out = nn.Linear(width, config.dim)  # hidden state at the prediction position -> item space
+        # small initial user vectors: the softmax over all items starts near uniform (loss ln n)
+        # instead of at a large random loss the first steps only undo
+        nn.init.normal_(self.user_out.weight, std=0.01)
+        nn.init.zeros_(self.user_out.bias)
+        self.token_dropout = nn.Dropout(config.dropout)
+        self.adversary = (
+            PopularityAdversary(config.dim, config.popularity_groups)
+            if config.debias and config.adversarial_weight > 0 else None
+        )  # fmt: skip
+        self.index = RetrievalIndex(config.rag_index, nlist=config.rag_nlist, nprobe=config.rag_nprobe, hnsw_m=config.rag_hnsw_m)
+
+        tok = self.tokenizer
+        self.register_buffer("instruction_ids", torch.tensor(tok(config.instruction, add_special_tokens=False)["input_ids"] or [tok.eos_token_id]), persistent=False)
+        self.titles, self.attributes = _titles_and_attributes(items, n_items)
+        if config.history_titles:
+            ids = tok([" " + t for t in self.titles], add_special_tokens=False)["input_ids"] if n_items else []
+            table = torch.full((n_items + 1, config.title_tokens), -1, dtype=torch.long)
+            for i, row in enumerate(ids):
+                row = row[: config.title_tokens]
+                table[i, config.title_tokens - len(row) :] = torch.tensor(row, dtype=torch.long)  # right-aligned: next to s_t
+            self.register_buffer("title_table", table, persistent=False)
+        self.explain_data: Any = None  # llm4rec.explain.ExplanationData, attached with the data (setup)
+        self.snippets: SnippetStore | None = None
+        self._train_texts: dict[tuple[int, int], str] = {}
+        self._cache: torch.Tensor | None = None  # fused item table of the current weights (evaluation)
+        self.last_retrieved: np.ndarray | None = None  # [B, L, r] items of the last prompt's context (-1: none)
+
+    # --- construction -------------------------------------------------------------------------
+    def _load_backbone(self) -> None:
+        cfg = self.config
+        mode = "full" if cfg.llm == "scratch" else cfg.backbone_mode
+        # seed 0 fixes tiny-llama's random frozen weights (not stored in checkpoints); the fork
+        # keeps that seeding from resetting the run's random stream
+        with torch.random.fork_rng():
+            backbone = load_backbone(
+                BackboneConfig(
+                    name=cfg.backbone, mode="frozen" if cfg.llm == "scratch" else mode, lora_r=cfg.lora_r,
+                    lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, dtype=cfg.backbone_dtype,
+                ),
+                seed=0,
+            )  # fmt: skip
+        lm = backbone.model
+        if cfg.llm == "scratch":
+            from transformers import AutoModelForCausalLM
+
+            # the same width, heads and vocabulary, ``scratch_layers`` blocks, new random
+            # weights drawn from the run's seed, all trained
+            scratch = copy.deepcopy(lm.config)
+            scratch.num_hidden_layers = cfg.scratch_layers
+            for name in ("layer_types",):  # per-layer lists some configs carry must match the depth
+                if getattr(scratch, name, None) is not None:
+                    setattr(scratch, name, list(getattr(scratch, name))[: cfg.scratch_layers])
+            lm = AutoModelForCausalLM.from_config(scratch, dtype=next(lm.parameters()).dtype)
+        self.lm = lm.train()  # transformers loads in eval mode; Lightning keeps module modes as they are
+        self.tokenizer = backbone.tokenizer
+        self.hidden_size = backbone.hidden_size
+        # ranking depth: the first rank_layers blocks of a pretrained LLM (all when it has fewer)
+        self.depth = cfg.rank_layers if cfg.llm == "pretrained" and cfg.rank_layers < self.decoder.config.num_hidden_layers else 0
+
+    def batch_spec(self) -> BatchSpec:
+        # num_negatives is this model's loss option (negatives drawn per step), not the data module's
+        return BatchSpec(kind="sequential", batch_size=self.config.batch_size, history_length=self.config.max_seq_length)
+
+    @property
+    def decoder(self) -> nn.Module:
+        """The LLM's transformer stack (a property: an attribute would register its weights twice)."""
+        return self.lm.get_decoder()
+
+    @property
+    def backbone_dtype(self) -> torch.dtype:
+        return self.lm.get_input_embeddings().weight.dtype
+
+    # --- checkpoints hold trained weights only (the frozen LLM is reloaded from its source) ---
+    def _frozen_keys(self, prefix: str = "") -> set[str]:
+        return {prefix + name for name, p in self.named_parameters(remove_duplicate=False) if not p.requires_grad}
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        state = super().state_dict(*args, **kwargs)
+        prefix = kwargs.get("prefix", args[1] if len(args) > 1 else "")
+        for key in self._frozen_keys(prefix):
+            state.pop(key, None)
+        return state
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        result = super().load_state_dict(state_dict, strict=False, assign=assign)
+        if strict:
+            frozen = self._frozen_keys()
+            missing = [k for k in result.missing_keys if k not in frozen]
+            if missing or result.unexpected_keys:
+                raise RuntimeError(
+                    f"LLM4Rec.load_state_dict: missing keys {missing[:5]}, unexpected keys {result.unexpected_keys[:5]} "
+                    "(a checkpoint of another backbone or configuration?)"
+                )
+        self._invalidate()
+        return result
+
+    # --- data the harness provides at fit/test time ---------------------------------------------
+    def setup(self, stage: str) -> None:
+        cap = self.config.train_windows_per_epoch
+        if stage == "fit" and cap:
+            # the window budget per epoch as Lightning's own batch limit: the sampler shuffles
+            # every epoch, so the first batches are a fresh random sample, and the epoch still
+            # ends with its validation pass (stopping early from on_train_batch_start skips it)
+            self.trainer.limit_train_batches = -(-cap // self.config.batch_size)
+        data = getattr(getattr(self.trainer, "datamodule", None), "data", None)
+        if data is not None and self.config.explain and self.explain_data is None:
+            self.attach_data(data)
+
+    def attach_data(self, data: Any) -> None:
+        """Explanation targets (training-period reviews or item attributes) and retrieval
+        snippets from a ``PreparedData`` (read once; cached by llm4rec.explain)."""
+        from llm4rec.explain import ExplanationData
+
+        self.explain_data = ExplanationData.build(data, raw_dir=self.raw_dir)
+        train = self.explain_data.train
+        self._train_texts = dict(zip(zip(train["user"].tolist(), train["item"].tolist()), train["text"].tolist()))
+        self.snippets = SnippetStore.build(
+            self.titles, self.attributes, self.known.cpu().numpy(), train if self.explain_data.source == "reviews" else None
+        )
+
+    # --- the prompt -----------------------------------------------------------------------------
+    def _invalidate(self) -> None:
+        """The weights changed: cached item embeddings and the retrieval index are stale."""
+        self._cache = None
+        self.index.index = None
+
+    def item_table(self) -> torch.Tensor:
+        """Fused embeddings of all items under the current weights, cached for evaluation
+        (computed once per evaluation pass); the retrieval index is rebuilt with them."""
+        if self._cache is None or self._cache.device != self.device:
+            with torch.no_grad():
+                self._cache = self.fusion()
+            if self.config.rag:
+                self.index.build(self._cache, self.known)
+        return self._cache
+
+    def _context(self, seq: torch.Tensor, fused: torch.Tensor) -> torch.Tensor:
+        """Retrieved context [B, L, dim] at every real position of ``seq`` (module 2)."""
+        cfg = self.config
+        if not self.index.built:
+            self.index.build(fused.detach(), self.known)
+        real = seq != self.pad
+        w = cfg.rag_query_items
+        with torch.no_grad():
+            unit = torch.cat([F.normalize(fused.detach().float(), dim=-1), fused.new_zeros(1, fused.shape[1]).float()])
+            window = F.pad(seq, (w - 1, 0), value=self.pad).unfold(1, w, 1)  # [B, L, w]: items t-w+1..t
+            query = unit[window].sum(2)[real]  # normalised inside the search
+            exclude = window[real]
+        items, sims = self.index.search(query, cfg.rag_top_r, exclude)
+        retrieved = torch.full((*seq.shape, cfg.rag_top_r), -1, dtype=torch.long)
+        retrieved[real.cpu()] = torch.from_numpy(items)
+        self.last_retrieved = retrieved.numpy()
+        items_t = torch.from_numpy(items).to(seq.device)
+        sims_t = torch.from_numpy(sims).to(fused.device)
+        found = items_t >= 0
+        weights = torch.softmax(sims_t.masked_fill(~found, -1e4) / cfg.rag_temperature, dim=1) * found.any(1, keepdim=True)
+        pooled = (weights.unsqueeze(-1).to(fused.dtype) * fused[items_t.clamp(min=0)] * found.unsqueeze(-1)).sum(1)
+        out = fused.new_zeros(*seq.shape, fused.shape[1])
+        out[real] = pooled
+        return out
+
+    def _prompt(self, seq: torch.Tensor, fused: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(inputs_embeds [B, S, H], attention_mask [B, S], index of each s_t [L]) for ``seq`` [B, L]."""
+        cfg = self.config
+        batch, length = seq.shape
+        real = seq != self.pad
+        padded = torch.cat([fused, fused.new_zeros(1, fused.shape[1])])
+        tokens = self.item_in(padded[seq])
+        if self.rag_in is not None:
+            tokens = tokens + self.rag_in(self._context(seq, fused))
+        tokens = self.token_dropout(self.token_norm(tokens)) * real.unsqueeze(-1)
+        embed = self.lm.get_input_embeddings()
+        dtype = self.backbone_dtype
+        body, body_mask = tokens.to(dtype), real
+        if cfg.history_titles:
+            ids = self.title_table[seq]  # [B, L, T], -1 = no token
+            present = (ids >= 0) & real.unsqueeze(-1)
+            titles = embed(ids.clamp(min=0)) * present.unsqueeze(-1)
+            body = torch.cat([titles, body.unsqueeze(2)], dim=2).flatten(1, 2)  # [B, L * (T + 1), H]
+            body_mask = torch.cat([present, real.unsqueeze(-1)], dim=2).flatten(1, 2)
+        instruction = embed(self.instruction_ids).unsqueeze(0).expand(batch, -1, -1)
+        embeds = torch.cat([instruction.to(dtype), body], dim=1)
+        mask = torch.cat([torch.ones(batch, len(self.instruction_ids), dtype=torch.bool, device=seq.device), body_mask], dim=1)
+        step = cfg.title_tokens + 1 if cfg.history_titles else 1
+        positions = len(self.instruction_ids) + torch.arange(length, device=seq.device) * step + step - 1
+        return embeds, mask, positions
+
+    def _run(self, embeds: torch.Tensor, mask: torch.Tensor, layers: int) -> torch.Tensor:
+        """Last hidden states [B, S, H] (float32) of the decoder's first ``layers`` blocks (0 = all)."""
+        # interior padding (empty history slots) is masked; positions count real tokens only
+        position_ids = (mask.long().cumsum(1) - 1).clamp(min=0)
+        with _depth(self.decoder, layers):
+            out = self.decoder(inputs_embeds=embeds, attention_mask=mask.long(), position_ids=position_ids, use_cache=False)
+        return out.last_hidden_state.float()
+
+    def user_states(self, seq: torch.Tensor, fused: torch.Tensor) -> torch.Tensor:
+        """User vectors in item space [B, L, dim]: the state after each history position."""
+        embeds, mask, positions = self._prompt(seq, fused)
+        hidden = self._run(embeds, mask, self.depth)
+        return self.user_out(hidden[:, positions])
+
+    # --- training -------------------------------------------------------------------------------
+    def propensity(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """e(u, i) of observed pairs under the configured propensity model."""
+        if self.exposure_model is not None:
+            return self.exposure_model(self.user_counts[users], self.item_counts[items])
+        return self.item_propensity[items]
+
+    def on_train_epoch_start(self) -> None:
+        self._invalidate()  # the index is rebuilt from this epoch's first embeddings
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        cfg = self.config
+        self._cache = None  # evaluation after this step needs fresh embeddings (and index)
+        length = cfg.max_seq_length
+        inputs, targets = batch["input_seq"][:, -length:], batch["target_seq"][:, -length:]
+        fused = self.fusion()
+        states = self.user_states(inputs, fused)
+        has = targets != self.pad
+        rows = torch.nonzero(has)
+        user_vec, target = states[has], targets[has]
+        users = batch["users"][rows[:, 0]]
+        weight = batch["weights"][:, -length:][has].float() if "weights" in batch else torch.ones_like(target, dtype=torch.float32)
+
+        if cfg.num_negatives:  # shared uniform negatives; a negative equal to the row's target is masked
+            negatives = torch.randint(0, self.n_items, (cfg.num_negatives,), device=target.device)
+            positive = (user_vec * fused[target]).sum(-1, keepdim=True)
+            sampled = user_vec @ fused[negatives].T
+            logits = torch.cat([positive, sampled.masked_fill(negatives.unsqueeze(0) == target.unsqueeze(1), float("-inf"))], dim=1)
+            ce = F.cross_entropy(logits, torch.zeros_like(target), reduction="none")
+            parity_scores, parity_head = sampled, self.is_head[negatives]
+        else:
+            logits = user_vec @ fused.T
+            ce = F.cross_entropy(logits, target, reduction="none")
+            parity_scores, parity_head = logits, self.is_head
+        logs: dict[str, torch.Tensor] = {}
+        if cfg.debias:
+            weight = weight * ips_weights(self.propensity(users, target), cfg.ips_clip, cfg.ips_self_normalise)
+        loss = (ce * weight).sum() / weight.sum().clamp(min=1e-12) if len(target) else states.sum() * 0.0
+        logs["train/rank"] = loss.detach()
+        if cfg.debias and len(target):
+            if self.adversary is not None:
+                adversarial = self.adversary(user_vec, fused[target], self.item_group[target])
+                loss = loss + cfg.adversarial_weight * adversarial
+                logs["train/adversary"] = adversarial.detach()
+            if cfg.parity_weight > 0:
+                parity = exposure_parity_penalty(parity_scores, parity_head, cfg.parity_k, cfg.parity_temperature, cfg.parity_epsilon)
+                loss = loss + cfg.parity_weight * parity
+                logs["train/parity"] = parity.detach()
+        if cfg.explain and cfg.explain_weight > 0 and self._train_texts and batch_idx % cfg.explain_every == 0:
+            explanation = self._explanation_loss(batch, inputs, targets, states, fused, batch_idx)
+            if explanation is not None:
+                loss = loss + cfg.explain_weight * explanation
+                logs["train/explanation"] = explanation.detach()
+        extra = self._extra_loss(inputs, targets, fused)
+        if extra is not None:
+            loss = loss + extra
+            logs["train/generative"] = extra.detach()
+        self.log("train/loss", loss, prog_bar=True, batch_size=inputs.shape[0])
+        self.log_dict(logs, batch_size=inputs.shape[0])
+        return loss
+
+    def _extra_loss(self, inputs: torch.Tensor, targets: torch.Tensor, fused: torch.Tensor) -> torch.Tensor | None:
+        return None  # the generative subclass adds its title loss here
+
+    # --- module 4: explanations -----------------------------------------------------------------
+    def _evidence(self, retrieved: Sequence[int]) -> list[str]:
+        if self.snippets is None or not self.config.rag:
+            return []
+        return self.snippets.get([int(i) for i in retrieved if i >= 0])[: self.config.rag_snippets]
+
+    def _explain_prompt(self, history: Sequence[int], item: int, retrieved: Sequence[int]) -> str:
+        from llm4rec.explain import build_prompt
+
+        k = self.config.explain_history
+        titles = [self.titles[i] for i in list(history)[-k:]] if k else []
+        return build_prompt(titles, self.titles[item], self.attributes[item], self._evidence(retrieved))
+
+    def _prefix(self, user_vec: torch.Tensor, item_vec: torch.Tensor) -> torch.Tensor | None:
+        """[h_u; h_i] as two soft tokens [B, 2, H] (the paper's LLM([h_u; h_i; c_t; template]))."""
+        if not self.config.explain_soft_prefix:
+            return None
+        return self.item_in(torch.stack([user_vec, item_vec], dim=1)).to(self.backbone_dtype)
+
+    def _explanation_loss(
+        self, batch: dict[str, torch.Tensor], inputs: torch.Tensor, targets: torch.Tensor, states: torch.Tensor, fused: torch.Tensor, batch_idx: int
+    ) -> torch.Tensor | None:
+        from llm4rec.explain import explanation_loss
+
+        cfg = self.config
+        users = batch["users"].tolist()
+        candidates = [
+            (b, t) for b, t in torch.nonzero(targets != self.pad).tolist() if (users[b], int(targets[b, t])) in self._train_texts
+        ]
+        if not candidates:
+            return None
+        rng = np.random.default_rng([self.global_step, batch_idx])
+        chosen = [candidates[j] for j in rng.choice(len(candidates), min(cfg.explain_batch, len(candidates)), replace=False)]
+        retrieved = self.last_retrieved
+        prompts, texts = [], []
+        for b, t in chosen:
+            history = [i for i in inputs[b, : t + 1].tolist() if i != self.pad]
+            item = int(targets[b, t])
+            prompts.append(self._explain_prompt(history, item, retrieved[b, t] if retrieved is not None else []))
+            texts.append(self._train_texts[(users[b], item)])
+        b_idx = torch.tensor([b for b, _ in chosen], device=states.device)
+        t_idx = torch.tensor([t for _, t in chosen], device=states.device)
+        prefix = self._prefix(states[b_idx, t_idx], fused[targets[b_idx, t_idx]])
+        return explanation_loss(self.lm, self.tokenizer, prompts, texts, cfg.explain_max_length, prefix_embeds=prefix)
+
+    @torch.no_grad()
+    def explanation_report(self, data: Any, top_k: dict[int, list[int]], n_samples: int) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        """Explanations for the given test users (runner hook): metrics over each user's
+        held-out test pair against their own review (or the item's attributes), and
+        samples that also explain the user's top-1 recommendation."""
+        from llm4rec.explain import explanation_metrics, generate_explanations
+
+        if not self.config.explain:
+            return {}, []
+        if self.explain_data is None:
+            self.attach_data(data)
+        self.eval()
+        fused = self.item_table()
+        test = self.explain_data.test
+        test = test[test["user"].isin(list(top_k))].drop_duplicates("user").sort_values("user", kind="stable")
+        if test.empty:
+            return {}, []
+        users = test["user"].to_numpy()
+        histories = _histories(data, users)
+        length = self.config.max_seq_length
+        seq = torch.full((len(users), length), self.pad, dtype=torch.long)
+        for row, h in enumerate(histories):
+            if h:
+                seq[row, -min(len(h), length) :] = torch.tensor(h[-length:])
+        seq = seq.to(self.device)
+        vectors, retrieved = [], []
+        for s in range(0, len(users), 64):
+            part = seq[s : s + 64]
+            vectors.append(self.user_states(part, fused)[:, -1])
+            # the context of the last position: what the explanation prompt cites as evidence
+            retrieved += [row[-1].tolist() for row in self.last_retrieved] if self.config.rag else [[] for _ in range(len(part))]
+        user_vec = torch.cat(vectors)
+        test_items = test["item"].to_numpy().copy()
+        prompts = [self._explain_prompt(h, int(i), r) for h, i, r in zip(histories, test_items, retrieved)]
+        prefix = self._prefix(user_vec, fused[torch.as_tensor(test_items, device=self.device)])
+        start = time.perf_counter()
+        texts = generate_explanations(self.lm, self.tokenizer, prompts, self.config.explain_new_tokens, prefix_embeds=prefix)
+        seconds = time.perf_counter() - start
+        attributes = [self.attributes[int(i)] for i in test_items]
+        metrics = explanation_metrics(texts, test["text"].tolist(), attributes)
+        metrics["seconds_per_explanation"] = seconds / len(texts)
+
+        # samples: the test pair's explanation, and one for the top-1 recommendation
+        n = min(n_samples, len(users))
+        top1 = [top_k[int(u)][0] if top_k.get(int(u)) else -1 for u in users[:n]]
+        ok = [j for j in range(n) if top1[j] >= 0]
+        extra: list[str] = []
+        if ok:
+            p = [self._explain_prompt(histories[j], top1[j], retrieved[j]) for j in ok]
+            pre = self._prefix(user_vec[ok], fused[torch.as_tensor([top1[j] for j in ok], device=self.device)])
+            extra = generate_explanations(self.lm, self.tokenizer, p, self.config.explain_new_tokens, prefix_embeds=pre)
+            metrics["feature_match_top1"] = float(
+                np.mean([_mentions(t, self.attributes[top1[j]]) for t, j in zip(extra, ok)])
+            )
+        top_text = dict(zip(ok, extra))
+        samples = []
+        for j in range(n):
+            user, item = int(users[j]), int(test_items[j])
+            samples.append({
+                "user": str(data.user_ids[user]), "item": str(data.item_ids[item]), "title": self.titles[item], "kind": "test item",
+                "explanation": texts[j], "reference": test["text"].iloc[j], "evidence": self._evidence(retrieved[j]), "prompt": prompts[j],
+            })  # fmt: skip
+            if j in top_text:
+                samples.append({
+                    "user": str(data.user_ids[user]), "item": str(data.item_ids[top1[j]]), "title": self.titles[top1[j]],
+                    "kind": "top-1 recommendation", "explanation": top_text[j], "reference": None,
+                })  # fmt: skip
+        return metrics, samples
+
+    # --- evaluation -----------------------------------------------------------------------------
+    def on_validation_epoch_start(self) -> None:
+        self._invalidate()
+        super().on_validation_epoch_start()
+
+    def on_test_epoch_start(self) -> None:
+        self._invalidate()
+        super().on_test_epoch_start()
+
+    @torch.no_grad()
+    def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        fused = self.item_table()
+        history = batch["history"][:, -self.config.max_seq_length :]
+        return self.user_states(history, fused)[:, -1] @ fused.T
+
+    # --- module 5 -----------------------------------------------------------------------------
+    def adaptation_parameters(self) -> list[nn.Parameter]:
+        """The streaming updates' parameters: the backbone's trainable weights (LoRA
+        adapters; all of the scratch transformer), the fusion module and the projections.
+        Not the adversary, a training-time critic."""
+        skip = {id(p) for p in self.adversary.parameters()} if self.adversary is not None else set()
+        return [p for p in self.parameters() if p.requires_grad and id(p) not in skip]
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        backbone = [p for p in self.lm.parameters() if p.requires_grad]
+        ids = {id(p) for p in backbone}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in ids]
+        groups = [{"params": rest, "lr": self.config.lr}]
+        if backbone:
+            groups.append({"params": backbone, "lr": self.config.backbone_lr})
+        optimizer = torch.optim.AdamW(groups, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        warmup = self.config.warmup_steps
+        # linear warm-up: Adam's first full-size steps on fresh embeddings overshoot (the loss
+        # rises before it falls), which a budget of a few hundred steps cannot afford
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _titles_and_attributes(items: pd.DataFrame | None, n_items: int) -> tuple[list[str], list[list[str]]]:
+    if items is None:
+        return [f"item {i}" for i in range(n_items)], [[] for _ in range(n_items)]
+    from llm4rec.decoding import item_titles
+    from llm4rec.explain import item_attributes
+
+    if len(items) != n_items:
+        raise BenchmarkError(f"llm4rec: the item table has {len(items)} rows for {n_items} items")
+    titles = item_titles(items) if "title" in items.columns else [f"item {i}" for i in range(n_items)]
+    return titles, item_attributes(items)
+
+
+def _histories(data: Any, users: np.ndarray) -> list[list[int]]:
+    """Every given user's items before the test period (training, then validation), oldest first."""
+    parts = [data.train, data.valid]
+    user = np.concatenate([p.user for p in parts])
+    item = np.concatenate([p.item for p in parts])
+    order = np.argsort(user, kind="stable")  # training before validation within each user: chronological
+    user, item = user[order], item[order]
+    start = np.searchsorted(user, users, side="left")
+    end = np.searchsorted(user, users, side="right")
+    return [item[a:b].tolist() for a, b in zip(start, end)]
+
+
+def _mentions(text: str, attributes: Sequence[str]) -> float:
+    from llm4rec.explain import feature_match
+
+    return feature_match([text], [list(attributes)]) if attributes else 0.0
+
+
+class LLM4RecGenerative(LLM4Rec):
+    """LLM4Rec with a generative head: decodes item titles under a catalogue trie.
+
+    The same soft prompt (instruction, history soft tokens with retrieved context) is
+    followed by the text "Next:", and the whole LLM generates the next item's title; beam
+    search is constrained to the catalogue (``llm4rec.decoding``) and never returns a seen
+    item. Training adds ``generative_weight`` x the teacher-forced loss of each window's
+    last target title to LLM4Rec's losses.
+    """
+
+    def __init__(self, n_users: int, n_items: int, config: LLM4RecConfig, **kwargs: Any) -> None:
+        super().__init__(n_users, n_items, config, **kwargs)
+        from llm4rec.decoding import CatalogueTrie, catalogue_sequences
+
+        keys = [str(i) for i in range(n_items)]
+        self.sequences = catalogue_sequences(self.titles, keys, self.tokenizer, max_tokens=config.generative_title_tokens)
+        self.trie = CatalogueTrie(self.sequences)
+        self.register_buffer("next_ids", torch.tensor(self.tokenizer(" Next:", add_special_tokens=False)["input_ids"]), persistent=False)
+
+    @classmethod
+    def is_generative(cls) -> bool:
+        return True
+
+    def _generative_prompt(self, seq: torch.Tensor, fused: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        embeds, mask, _ = self._prompt(seq, fused)
+        tail = self.lm.get_input_embeddings()(self.next_ids).unsqueeze(0).expand(len(seq), -1, -1)
+        ones = torch.ones(len(seq), len(self.next_ids), dtype=torch.bool, device=seq.device)
+        return torch.cat([embeds, tail.to(embeds.dtype)], 1), torch.cat([mask, ones], 1)
+
+    def _extra_loss(self, inputs: torch.Tensor, targets: torch.Tensor, fused: torch.Tensor) -> torch.Tensor | None:
+        if self.config.generative_weight == 0:
+            return None
+        last = targets[:, -1]
+        keep = last != self.pad
+        if not keep.any():
+            return None
+        embeds, mask = self._generative_prompt(inputs[keep], fused)
+        titles = [self.sequences[i] for i in last[keep].tolist()]
+        width = max(len(t) for t in titles)
+        ids = torch.zeros(len(titles), width, dtype=torch.long, device=inputs.device)
+        labels = torch.full_like(ids, -100)
+        title_mask = torch.zeros_like(ids, dtype=torch.bool)
+        for row, t in enumerate(titles):  # right padding after the title: masked, unlabelled
+            ids[row, : len(t)] = torch.tensor(t)
+            labels[row, : len(t)] = torch.tensor(t)
+            title_mask[row, : len(t)] = True
+        full = torch.cat([embeds, self.lm.get_input_embeddings()(ids).to(embeds.dtype)], 1)
+        full_mask = torch.cat([mask, title_mask], 1)
+        hidden = self._run(full, full_mask, 0)
+        # position p predicts token p + 1: the prompt's last position predicts the first title token
+        start = embeds.shape[1] - 1
+        states = hidden[:, start : start + width]
+        logits = self.lm.get_output_embeddings()(states.to(self.backbone_dtype)).float()
+        return self.config.generative_weight * F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+
+    @torch.no_grad()
+    def recommend(self, batch: dict[str, torch.Tensor], k: int) -> torch.Tensor:
+        from llm4rec.decoding import constrained_beam_search
+
+        fused = self.item_table()
+        history = batch["history"][:, -self.config.max_seq_length :]
+        embeds, mask = self._generative_prompt(history, fused)
+        result = constrained_beam_search(
+            self.lm, self.trie, k, inputs_embeds=embeds, attention_mask=mask,
+            exclude=(batch["seen_rows"], batch["seen_items"]), num_beams=max(k, self.config.generative_beams),
+            pad_token_id=self.tokenizer.pad_token_id or 0,
+        )  # fmt: skip
+        return result.items.to(history.device)
+
+    def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:  # generative: evaluated through recommend
+        raise NotImplementedError("LLM4RecGenerative is evaluated through recommend()")
+
+
+__all__ = ["ABLATIONS", "INSTRUCTION", "LLM4Rec", "LLM4RecConfig", "LLM4RecGenerative", "ablation_config"]
+
+
+#: The ablations (registered as ``llm4rec-<name>``): each switches exactly one module off,
+#: as a change of LLM4RecConfig fields (the same class, never a copy).
+ABLATIONS: dict[str, dict[str, Any]] = {
+    # text only beside the id embedding, no cross-modal attention, no gate/MLP
+    "no-fusion": {"modalities": ["id", "text"], "cross_attention": False, "fusion": "mean"},
+    "no-rag": {"rag": False},
+    "no-debias": {"debias": False},
+    "no-explain": {"explain": False},
+    "no-adaptive": {"adaptive": False},
+    # a randomly initialised 2-layer transformer of the backbone's width instead of the LLM
+    "no-llm": {"llm": "scratch"},
+}
+
+
+def ablation_config(name: str, base: LLM4RecConfig | None = None) -> LLM4RecConfig:
+    """The config of ablation ``name`` (a key of ``ABLATIONS``)."""
+    import dataclasses
+
+    if name not in ABLATIONS:
+        raise BenchmarkError(f"unknown LLM4Rec ablation {name!r}; choose from {list(ABLATIONS)}")
+    return dataclasses.replace(base or LLM4RecConfig(), **copy.deepcopy(ABLATIONS[name]))

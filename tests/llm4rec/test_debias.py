@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+import torch
+
+from benchmark.data.datasets import load_dataset
+from benchmark.errors import BenchmarkError
+from llm4rec.debias import (
+    LogisticExposure, PopularityAdversary, exposure_parity_penalty, gradient_reversal, ips_weights, popularity_groups,
+    popularity_propensity, propensity_agreement, simulator_propensity_report,
+)  # fmt: skip
+
+
+def test_ips_weights_against_hand_values() -> None:
+    propensity = torch.tensor([0.5, 0.1, 0.01])
+    # 1 / max(e, 0.05) = [2, 10, 20]; self-normalised by their mean 32/3
+    torch.testing.assert_close(ips_weights(propensity, clip=0.05, self_normalise=False), torch.tensor([2.0, 10.0, 20.0]))
+    torch.testing.assert_close(ips_weights(propensity, clip=0.05), torch.tensor([0.1875, 0.9375, 1.875]))
+    with pytest.raises(BenchmarkError, match="ips_clip"):
+        ips_weights(propensity, clip=0.0)
+
+
+def test_popularity_propensity_power_law() -> None:
+    e = popularity_propensity(np.array([100, 25, 0]), power=0.5)
+    np.testing.assert_allclose(e, [1.0, 0.5, np.sqrt(0.5 / 100)])
+    np.testing.assert_allclose(popularity_propensity(np.array([100, 25]), power=0.0), [1.0, 1.0])
+
+
+def test_popularity_groups_head_is_the_top_fifth() -> None:
+    counts = np.array([5, 50, 5, 7, 1, 0, 9, 2, 3, 50])
+    assert popularity_groups(counts).tolist() == [1, 0, 1, 1, 1, 1, 1, 1, 1, 0]  # ties at 50: both in the top 2
+    assert popularity_groups(np.array([4, 3, 2, 1]), 4).tolist() == [0, 1, 2, 3]
+    with pytest.raises(BenchmarkError):
+        popularity_groups(counts, 1)
+
+
+def test_gradient_reversal_and_adversary() -> None:
+    x = torch.tensor([1.0, -2.0], requires_grad=True)
+    (gradient_reversal(x, 0.5) * torch.tensor([3.0, 4.0])).sum().backward()
+    torch.testing.assert_close(x.grad, torch.tensor([-1.5, -2.0]))
+    torch.manual_seed(0)
+    adversary = PopularityAdversary(4, 2)
+    user = torch.randn(6, 4, requires_grad=True)
+    loss = adversary(user, torch.ones(6, 4), torch.tensor([0, 1, 0, 1, 0, 1]))
+    loss.backward()
+    # the head descends on the loss, the representation ascends: its gradient is the plain one reversed
+    plain = torch.nn.functional.cross_entropy(adversary.net(user * torch.ones(6, 4)), torch.tensor([0, 1, 0, 1, 0, 1]))
+    torch.testing.assert_close(user.grad, -torch.autograd.grad(plain, user)[0])
+
+
+def test_exposure_parity_penalty_against_hand_values() -> None:
+    is_head = torch.tensor([True, False, False, False, False])
+    scores = torch.tensor([[3.0, 0.0, 0.0, 0.0, 0.0]])
+    # tau = 3 (k=1): the head item is "half in" (sigmoid(0)); tail items sigmoid(-300) ~ 0
+    assert exposure_parity_penalty(scores, is_head, k=1, temperature=0.01).item() == pytest.approx(0.5)
+    assert exposure_parity_penalty(scores, is_head, k=1, temperature=0.01, epsilon=0.2).item() == pytest.approx(0.3)
+    even = torch.tensor([[0.0, 0.0, 0.0, 0.0, 0.0]])
+    assert exposure_parity_penalty(even, is_head, k=2).item() == pytest.approx(0.0)
+    scores.requires_grad_(True)
+    exposure_parity_penalty(scores, is_head, k=1, temperature=1.0).backward()
+    assert scores.grad[0, 0] > 0 > scores.grad[0, 1]  # descent pushes the head item down, tail items up
+
+
+def test_logistic_exposure_is_calibrated_and_increasing_in_popularity() -> None:
+    rng = np.random.default_rng(0)
+    n_users, n_items = 150, 100
+    popularity = np.exp(rng.normal(0, 1.2, n_items))
+    items = rng.choice(n_items, 2500, p=popularity / popularity.sum())
+    users = rng.integers(0, n_users, 2500)
+    key = np.unique(users * n_items + items)
+    users, items = key // n_items, key % n_items
+    model = LogisticExposure.fit(users, items, n_users, n_items, seed=0)
+    assert model.item_coef > 0
+    n_i = np.bincount(items, minlength=n_items)
+    n_u = np.bincount(users, minlength=n_users)
+    all_u, all_i = np.meshgrid(np.arange(n_users), np.arange(n_items), indexing="ij")
+    mean_p = model(n_u[all_u.ravel()], n_i[all_i.ravel()]).mean()
+    density = len(key) / (n_users * n_items)
+    assert mean_p == pytest.approx(density, rel=0.15)  # the case-control correction recovers the real rate
+    torch_p = model(torch.tensor(n_u[:3]), torch.tensor(n_i[:3]))
+    np.testing.assert_allclose(torch_p.numpy(), model(n_u[:3], n_i[:3]), rtol=1e-5)
+
+
+def test_propensity_agreement() -> None:
+    agreement = propensity_agreement(np.array([0.1, 0.2, 0.4, 0.8]), np.array([0.01, 0.02, 0.05, 0.5]))
+    assert agreement["spearman"] == pytest.approx(1.0) and agreement["n_pairs"] == 4
+    with pytest.raises(BenchmarkError):
+        propensity_agreement(np.array([0.1, 0.2]), np.array([0.1, 0.2]))
+
+
+def test_propensities_agree_with_the_simulators_truth(tiny_ml) -> None:
+    data = load_dataset("synthetic-ml", raw_dir=tiny_ml)
+    report = simulator_propensity_report(data, str(tiny_ml))
+    assert set(report) == {"popularity", "logistic"}
+    for kind in report.values():
+        assert kind["n_pairs"] > 1000 and kind["spearman"] > 0.3  # the simulator's exposure is popularity-driven
+    assert simulator_propensity_report(data.__class__(**{**vars(data), "source": "real"}), str(tiny_ml)) is None

@@ -1,0 +1,192 @@
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from benchmark.data.datasets import load_dataset
+from benchmark.errors import BenchmarkError
+from benchmark.model import BatchSpec
+from llm4rec.model import LLM4Rec, LLM4RecConfig, LLM4RecGenerative, ablation_config
+from tests.baselines.helpers import eval_batch, eval_scores, fit, sequential_batches
+from tests.llm4rec.conftest import N_ITEMS, N_USERS, cycle, cycle_sequences, make_features, make_items, train_pairs
+
+CONFIG = LLM4RecConfig(
+    backbone="tiny-llama", max_seq_length=8, dim=32, batch_size=16, lr=1e-2, backbone_lr=1e-2, dropout=0.0,
+    train_windows_per_epoch=0, rag_top_r=3,
+)  # fmt: skip
+
+
+def _model(config: LLM4RecConfig = CONFIG, cls: type[LLM4Rec] = LLM4Rec, seed: int = 0) -> LLM4Rec:
+    torch.manual_seed(seed)
+    return cls(N_USERS, N_ITEMS, config, features=make_features(), train_pairs=train_pairs(cycle_sequences()), items=make_items())
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[LLM4Rec, list[float]]:
+    model = _model()
+    losses = fit(model, sequential_batches(cycle_sequences(), N_ITEMS, CONFIG.max_seq_length, CONFIG.batch_size), epochs=25)
+    return model, losses
+
+
+def test_learns_the_next_item_of_a_cycle(trained) -> None:
+    model, losses = trained
+    assert sum(losses[-3:]) < 0.3 * sum(losses[:3])
+    histories = [cycle((last - length + 1) % N_ITEMS, length) for last in range(N_ITEMS) for length in (1, 4, 8)]
+    scores = eval_scores(model, eval_batch([0] * len(histories), histories, N_ITEMS, CONFIG.max_seq_length))
+    expected = torch.tensor([(h[-1] + 1) % N_ITEMS for h in histories])
+    assert (scores.argmax(1) == expected).float().mean() >= 0.9
+
+
+def test_score_contract(trained) -> None:
+    model, _ = trained
+    scores = eval_scores(model, eval_batch([0, 1, 2], [[4, 5, 6], [7], []], N_ITEMS, CONFIG.max_seq_length))
+    assert scores.dtype == torch.float32 and scores.shape == (3, N_ITEMS)
+    assert torch.isfinite(scores).all()  # also for the empty history
+    assert scores._base is None and not scores.requires_grad  # the harness masks it in place
+    assert model.batch_spec() == BatchSpec(kind="sequential", batch_size=16, num_negatives=1, history_length=8)
+    assert type(model).is_generative() is False
+
+
+def test_no_position_sees_the_future(trained) -> None:
+    """Changing the items after position t changes nothing at positions <= t (soft tokens,
+    retrieved context and the causal LLM), so one pass trains all L predictions honestly."""
+    model, _ = trained
+    model.eval()
+    with torch.no_grad():
+        fused = model.item_table()
+        a = model.user_states(torch.tensor([[12, 12, 1, 2, 3, 4, 5, 6]]), fused)
+        b = model.user_states(torch.tensor([[12, 12, 1, 2, 3, 9, 0, 11]]), fused)
+    torch.testing.assert_close(a[0, :5], b[0, :5], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(a[0, 5:], b[0, 5:])
+
+
+def test_state_dict_round_trip_keeps_only_trained_weights(trained, tmp_path) -> None:
+    model, _ = trained
+    state = model.state_dict()
+    assert not any(k.startswith("lm.") and "lora_" not in k for k in state)  # frozen LLM weights reload from their source
+    assert any("lora_" in k for k in state) and any(k.startswith("fusion.") for k in state)
+    torch.save(state, tmp_path / "m.pt")
+    restored = _model(seed=1)
+    restored.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True))
+    batch = eval_batch([0, 1], [[1, 2, 3], [5]], N_ITEMS, CONFIG.max_seq_length)
+    torch.testing.assert_close(eval_scores(restored, batch), eval_scores(model, batch))
+    broken = {k: v for k, v in state.items() if not k.startswith("fusion.")}
+    with pytest.raises(RuntimeError, match="missing keys"):
+        _model().load_state_dict(broken)
+
+
+def test_loss_is_the_weighted_ranking_loss() -> None:
+    """With every extra term off, the loss is sum(w * CE) / sum(w) over the window's targets;
+    IPS multiplies w by clipped, self-normalised inverse propensities."""
+    config = dataclasses.replace(CONFIG, explain=False, debias=False, rag=False)
+    model = _model(config).eval()
+    batch = sequential_batches(cycle_sequences(), N_ITEMS, 8, 4)[0]
+    batch["weights"] = torch.rand(batch["target_seq"].shape)
+    with torch.no_grad():
+        loss = model.training_step(batch, 1)
+        fused = model.fusion()
+        states = model.user_states(batch["input_seq"], fused)
+    has = batch["target_seq"] != N_ITEMS
+    ce = F.cross_entropy(states[has] @ fused.T, batch["target_seq"][has], reduction="none")
+    w = batch["weights"][has]
+    torch.testing.assert_close(loss, (w * ce).sum() / w.sum())
+
+    debiased = _model(dataclasses.replace(config, debias=True, adversarial_weight=0.0, parity_weight=0.0)).eval()
+    with torch.no_grad():
+        loss = debiased.training_step(batch, 1)
+    target = batch["target_seq"][has]
+    counts = debiased.item_counts[target]
+    ips = 1 / torch.clamp(torch.sqrt(counts / debiased.item_counts.max()), min=0.05)
+    w2 = w * ips / ips.mean()
+    torch.testing.assert_close(loss, (w2 * ce).sum() / w2.sum())
+
+
+def test_sampled_negatives_loss_runs_and_learns() -> None:
+    model = _model(dataclasses.replace(CONFIG, num_negatives=5, explain=False))
+    losses = fit(model, sequential_batches(cycle_sequences(), N_ITEMS, 8, 16), epochs=6)
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]
+
+
+def test_history_titles_interleave_text_before_each_soft_token() -> None:
+    model = _model(dataclasses.replace(CONFIG, history_titles=True, title_tokens=4, explain=False)).eval()
+    seq = torch.tensor([[12, 3, 4]])
+    with torch.no_grad():
+        embeds, mask, positions = model._prompt(seq, model.fusion())
+    n_instruction = len(model.instruction_ids)
+    assert embeds.shape[1] == n_instruction + 3 * 5
+    assert positions.tolist() == [n_instruction + 4, n_instruction + 9, n_instruction + 14]
+    assert not mask[0, n_instruction : n_instruction + 5].any()  # the padded slot: title and soft token masked
+    title = model.tokenizer(" Place 3", add_special_tokens=False)["input_ids"]
+    assert model.title_table[3, -len(title) :].tolist() == title
+    scores = eval_scores(model, eval_batch([0], [[3, 4]], N_ITEMS, 8))
+    assert torch.isfinite(scores).all()
+
+
+def test_adaptation_parameters_and_the_no_adaptive_ablation(trained) -> None:
+    model, _ = trained
+    params = {id(p) for p in model.adaptation_parameters()}
+    lora = [p for n, p in model.lm.named_parameters() if "lora_" in n]
+    assert lora and all(id(p) in params for p in lora)
+    assert all(id(p) in params for p in model.fusion.parameters())
+    assert not any(id(p) in params for p in model.adversary.parameters())
+    assert all(p.requires_grad for p in model.adaptation_parameters())
+    assert model.supports_adaptation is True and model.supports_sample_weights is True
+    frozen = _model(ablation_config("no-adaptive", CONFIG))
+    assert frozen.supports_adaptation is False
+
+
+def test_no_llm_is_a_scratch_transformer_of_the_same_width() -> None:
+    model = _model(ablation_config("no-llm", CONFIG))
+    assert model.decoder.config.num_hidden_layers == 2 and model.hidden_size == 64
+    assert all(p.requires_grad for p in model.lm.parameters())
+    assert not any("lora_" in n for n, _ in model.lm.named_parameters())
+    batch = eval_batch([0], [[1, 2]], N_ITEMS, 8)
+    assert torch.isfinite(eval_scores(model, batch)).all()
+
+
+def test_generation_is_constrained_to_the_catalogue() -> None:
+    model = _model(dataclasses.replace(CONFIG, explain=False), cls=LLM4RecGenerative)
+    assert LLM4RecGenerative.is_generative() is True
+    fit(model, sequential_batches(cycle_sequences(), N_ITEMS, 8, 16), epochs=1)
+    batch = eval_batch([0, 1, 2], [[1, 2, 3], [5], []], N_ITEMS, 8)
+    batch["seen_rows"], batch["seen_items"] = torch.tensor([0, 0, 0, 1]), torch.tensor([1, 2, 3, 5])
+    model.eval()
+    items = model.recommend(batch, 5)
+    assert items.shape == (3, 5) and items.dtype == torch.long
+    assert ((items >= 0) & (items < N_ITEMS)).all()  # every decoded title is a catalogue item
+    assert all(len(set(row)) == 5 for row in items.tolist())
+    assert not {1, 2, 3} & set(items[0].tolist()) and 5 not in items[1].tolist()
+
+
+def test_explanations_train_and_report(tiny_ml) -> None:
+    data = load_dataset("synthetic-ml", raw_dir=tiny_ml)
+    config = dataclasses.replace(CONFIG, explain_every=1, explain_batch=2, explain_new_tokens=6)
+    torch.manual_seed(0)
+    model = LLM4Rec(data.n_users, data.n_items, config, train_pairs=(data.train.user, data.train.item), items=data.items)
+    model.attach_data(data)
+    assert model.explain_data.source == "attributes" and len(model.snippets) == data.n_items
+    sequences = {u: data.train.item[data.train.user == u].tolist() for u in range(6)}
+    batch = sequential_batches(sequences, data.n_items, 8, 6)[0]
+    model.train()
+    loss = model.training_step(batch, 0)
+    loss.backward()
+    lora = [p for n, p in model.lm.named_parameters() if "lora_" in n and p.grad is not None]
+    assert lora and any(p.grad.abs().sum() > 0 for p in lora)  # the explanation loss reaches the adapters
+    users = data.test.user[:5]
+    top_k = {int(u): [int(i) for i in range(10)] for u in users}
+    metrics, samples = model.explanation_report(data, top_k, n_samples=2)
+    assert {"bleu4", "rouge_l", "feature_match", "distinct_2", "feature_match_top1"} <= set(metrics)
+    assert all(0.0 <= metrics[k] <= 1.0 for k in ("bleu4", "rouge_l", "feature_match", "distinct_2"))
+    assert [s["kind"] for s in samples] == ["test item", "top-1 recommendation"] * 2
+    assert samples[0]["reference"] and "Explanation:" in samples[0]["prompt"]
+    off = LLM4Rec(data.n_users, data.n_items, ablation_config("no-explain", CONFIG), train_pairs=(data.train.user, data.train.item), items=data.items)
+    assert off.explanation_report(data, top_k, 2) == ({}, [])
+
+
+def test_bad_configs_are_clear_errors() -> None:
+    for change, message in (({"max_seq_length": 0}, "max_seq_length"), ({"rag_temperature": 0.0}, "rag_temperature"),
+                            ({"dropout": 1.0}, "dropout"), ({"parity_weight": -1.0}, "parity_weight")):  # fmt: skip
+        with pytest.raises(BenchmarkError, match=message):
+            _model(dataclasses.replace(CONFIG, **change))
