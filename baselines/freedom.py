@@ -35,7 +35,9 @@ is reproducible.
 The two graphs are non-persistent buffers rebuilt from ``train_pairs=`` and
 ``features=`` at construction (``needs_train_graph`` and ``needs_item_features``):
 checkpoints hold only learned parameters. kNN search runs in row blocks, so memory stays
-O(block x n_items) rather than O(n_items^2).
+O(block x n_items) rather than O(n_items^2). The propagated embeddings are cached while no
+gradient is recorded (evaluation); every training step and every in-place weight change
+(e.g. ``load_state_dict``) invalidates them.
 
 Defaults (MMRec's FREEDOM.yaml and overall.yaml): embedding_dim 64 (also the projected
 feature size, which must match it for the modality loss), knn_k 10, n_mm_layers 1,
@@ -244,6 +246,9 @@ class FREEDOM(RecModule):
         return F.softplus(neg_scores - pos_scores).mean()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        # the optimizer step that follows changes the weights without bumping their version
+        # counters (fused Adam), so the version key alone would keep stale embeddings
+        self._cache = None
         if self.masked_adj is None:  # a step outside a Trainer epoch (tests): prune as for epoch 0
             self.masked_adj = self.prune(0)
         user_all, item_all = self.propagate(self.masked_adj)

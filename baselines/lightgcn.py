@@ -138,6 +138,9 @@ class LightGCN(RecModule):
         return self._cache[1], self._cache[2]
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        # the optimizer step that follows changes the weights without bumping their version
+        # counters (fused Adam), so the version key alone would keep stale evaluation embeddings
+        self._cache = None
         user_all, item_all = self.propagate()
         users, pos_items, neg_items = batch["users"], batch["pos_items"], batch["neg_items"]
         u = user_all[users]  # [B, d]

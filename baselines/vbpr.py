@@ -28,7 +28,8 @@ beta' are not regularised (MMRec's VBPR regularises only the batch embeddings as
 The feature matrix is a non-persistent buffer built from ``features=`` at construction:
 checkpoints hold only learned parameters, and restoring through
 ``benchmark.runner.build_model`` reloads the same cached features. The item side of the
-score is cached while no gradient is recorded (evaluation) until the weights change.
+score is cached while no gradient is recorded (evaluation); every training step and every
+in-place weight change (e.g. ``load_state_dict``) invalidates it.
 
 Defaults: embedding_dim 64, feature_dim 64, reg_weight 1e-4, Adam, lr 1e-3, batch_size
 2048, 1 uniformly sampled negative per positive, modalities text + image.
@@ -150,6 +151,9 @@ class VBPR(RecModule):
         return self.item_gamma(items), self.projection(f), self.item_bias(items).squeeze(-1) + self.content_bias(f).squeeze(-1)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        # the optimizer step that follows changes the weights without bumping their version
+        # counters (fused Adam), so the version key alone would keep a stale item side
+        self._cache = None
         users, pos_items, neg_items = batch["users"], batch["pos_items"], batch["neg_items"]
         gamma_u, theta_u = self.user_gamma(users), self.user_theta(users)  # [B, d], [B, d']
         pos_gamma, pos_visual, pos_bias = self.item_side(pos_items)  # [B, d], [B, d'], [B]

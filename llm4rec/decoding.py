@@ -18,9 +18,12 @@ Scoring. At every step a beam may only continue with a child token whose subtree
 holds an item that is not excluded; the LM's logits over those tokens are renormalised
 (a softmax over the allowed children only). An item's score is therefore
 log P(item | prompt) under a proper distribution over the admissible catalogue: the
-scores of all admissible items sum to one. A consequence used for speed: once a prefix
-leaves exactly one admissible item, the rest of its title is forced (probability 1), so
-the hypothesis is complete without decoding the remaining tokens.
+scores of all admissible items sum to one. Two consequences used for speed: once a
+prefix leaves exactly one admissible item, the rest of its title is forced (probability
+1), so the hypothesis is complete without decoding the remaining tokens; and a run of
+forced tokens inside a shared prefix (one admissible child) needs no logits, so the run
+is fed to the model in one forward pass (on synthetic-amazon's titles a path has 10.3
+steps to its item on average but only 3.2 choices).
 
 Search. The beam holds the ``num_beams`` best hypotheses, complete or not (default and
 minimum: k). Each step expands the incomplete ones and keeps the ``num_beams`` best of
@@ -265,6 +268,34 @@ class _Exclusions:
         return next(int(i) for i in self.trie.items_below(node) if int(i) not in excluded)
 
 
+def _forced_chains(
+    trie: CatalogueTrie, exclusions: _Exclusions, rows: np.ndarray, nodes: np.ndarray, tokens: np.ndarray
+) -> tuple[list[list[int]], np.ndarray]:
+    """Extend each beam (row, node reached by ``tokens``) down its forced path: while its node
+    has exactly one child with an admissible item, take that child. Returns the token chain of
+    every beam (its chosen token first) and the nodes reached."""
+    chains = [[int(t)] for t in tokens]
+    nodes = nodes.copy()
+    active = np.arange(len(nodes))
+    while len(active):
+        starts, ends = trie.child_ptr[nodes[active]], trie.child_ptr[nodes[active] + 1]
+        counts = ends - starts
+        owner = np.repeat(np.arange(len(active)), counts)
+        edge = starts[owner] + np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
+        ok = exclusions.admissible(rows[active][owner], trie.child_node[edge]) > 0
+        n_ok = np.bincount(owner[ok], minlength=len(active))
+        forced = n_ok == 1
+        if not forced.any():
+            break
+        chosen_edge = np.zeros(len(active), dtype=np.int64)
+        chosen_edge[owner[ok]] = edge[ok]  # the single admissible child where n_ok == 1
+        for b, e in zip(active[forced].tolist(), chosen_edge[forced].tolist()):
+            chains[b].append(int(trie.child_token[e]))
+        nodes[active[forced]] = trie.child_node[chosen_edge[forced]]
+        active = active[forced]
+    return chains, nodes
+
+
 # --- beam search ------------------------------------------------------------------------------
 
 
@@ -352,10 +383,8 @@ def constrained_beam_search(
         ex_items = np.asarray([int(i) for items in exclude for i in items], dtype=np.int64)
     exclusions = _Exclusions(trie, ex_rows, ex_items, n_rows)
 
-    # finished hypotheses (row, score, item) and running ones (row, node, score, cache row)
-    fin_row, fin_score, fin_item = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.int64))
-    rows = np.arange(n_rows)
-    admissible = exclusions.admissible(rows, np.zeros(n_rows, dtype=np.int64))
+    # finished hypotheses (row, score, item) and running ones (row, node, score; beam b = cache row b)
+    admissible = exclusions.admissible(np.arange(n_rows), np.zeros(n_rows, dtype=np.int64))
     single = np.flatnonzero(admissible == 1)  # a lone admissible item needs no decoding
     fin_row, fin_score = single, np.zeros(len(single))
     fin_item = np.asarray([exclusions.only_item(int(r), 0) for r in single], dtype=np.int64)
@@ -363,16 +392,15 @@ def constrained_beam_search(
     run_node = np.zeros(len(run_row), dtype=np.int64)
     run_score = np.zeros(len(run_row))
 
-    prompt_len = mask.sum(1).numpy()
-    hidden = None
-    cache = None
+    hidden = cache = None
     if len(run_row):
         sel = torch.as_tensor(run_row)
         inputs = {name: value[sel.to(value.device)] for name, value in first_inputs.items()}
-        position = (mask[sel].cumsum(1) - 1).clamp(min=0)
-        out = decoder(**inputs, attention_mask=mask[sel].to(device), position_ids=position.to(device), use_cache=True)
+        cache_mask = mask[sel]  # [running beams, cached positions]: 0 for padding, in the prompt or between chains
+        next_position = cache_mask.sum(1)
+        position = (cache_mask.cumsum(1) - 1).clamp(min=0)
+        out = decoder(**inputs, attention_mask=cache_mask.to(device), position_ids=position.to(device), use_cache=True)
         hidden, cache = out.last_hidden_state[:, -1].float(), out.past_key_values
-    step = 0
     while len(run_row):
         # candidate continuations: admissible children of every running beam
         starts, ends = trie.child_ptr[run_node], trie.child_ptr[run_node + 1]
@@ -419,19 +447,27 @@ def constrained_beam_search(
             break
         parent = cand_beam[going]
         run_row, run_node, run_score = cand_row[going], cand_node[going], cand_score[going]
-        cache.reorder_cache(torch.as_tensor(parent, device=device))
-        step += 1
-        row_t = torch.as_tensor(run_row)
-        step_mask = torch.cat([mask[row_t], torch.ones(len(run_row), step, dtype=torch.long)], dim=1)
-        position = torch.as_tensor(prompt_len[run_row] + step - 1).unsqueeze(1)
+        # forced steps (a single admissible child) have probability 1: no choice, no logits
+        # needed, so the whole forced chain is fed in one forward pass
+        chains, run_node = _forced_chains(trie, exclusions, run_row, run_node, cand_token[going])
+        width = max(len(c) for c in chains)
+        tokens = torch.full((len(chains), width), pad_token_id, dtype=torch.long)
+        chain_mask = torch.zeros((len(chains), width), dtype=torch.long)
+        for b, chain in enumerate(chains):
+            tokens[b, : len(chain)] = torch.as_tensor(chain)
+            chain_mask[b, : len(chain)] = 1
+        parent_t = torch.as_tensor(parent)
+        cache.reorder_cache(parent_t.to(device))
+        cache_mask = torch.cat([cache_mask[parent_t], chain_mask], dim=1)
+        position = next_position[parent_t].unsqueeze(1) + torch.arange(width)
+        lengths = chain_mask.sum(1)
+        next_position = next_position[parent_t] + lengths
         out = decoder(
-            input_ids=torch.as_tensor(cand_token[going], device=device).unsqueeze(1),
-            attention_mask=step_mask.to(device),
-            position_ids=position.to(device),
-            past_key_values=cache,
-            use_cache=True,
-        )
-        hidden, cache = out.last_hidden_state[:, -1].float(), out.past_key_values
+            input_ids=tokens.to(device), attention_mask=cache_mask.to(device), position_ids=position.to(device),
+            past_key_values=cache, use_cache=True,
+        )  # fmt: skip
+        last = (lengths - 1).to(device)
+        hidden, cache = out.last_hidden_state[torch.arange(len(chains), device=device), last].float(), out.past_key_values
 
     items = torch.full((n_rows, k), -1, dtype=torch.long)
     scores = torch.full((n_rows, k), float("-inf"))

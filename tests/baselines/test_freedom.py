@@ -152,6 +152,20 @@ def test_scores_are_the_two_graph_propagation() -> None:
     torch.testing.assert_close(eval_scores(model, _all_users()), 4 * expected)
 
 
+def test_scores_after_training_steps_are_fresh() -> None:
+    """The optimizer (fused Adam) changes weights in place without bumping their version
+    counters: embeddings cached before training must not survive it."""
+    model = _model()
+    before = eval_scores(model, _all_users())  # fills the cache
+    model.train()
+    fit(model, pairwise_batches(interactions(), N_ITEMS, CONFIG.batch_size, CONFIG.num_negatives), epochs=1)
+    fresh = _model()
+    fresh.load_state_dict(model.state_dict())
+    after = eval_scores(model, _all_users())
+    assert not torch.equal(after, before)
+    torch.testing.assert_close(after, eval_scores(fresh, _all_users()), rtol=0, atol=0)
+
+
 @pytest.mark.filterwarnings("ignore:.*self.trainer. reference is not registered")
 def test_loss_is_bpr_plus_the_modality_terms() -> None:
     config = FREEDOMConfig(embedding_dim=8, knn_k=3, num_negatives=2, reg_weight=0.5, edge_dropout=0.0)

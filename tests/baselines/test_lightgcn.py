@@ -103,6 +103,20 @@ def test_propagation_gradient_equals_dense_autograd() -> None:
     torch.testing.assert_close(torch.cat(grads), x.grad)
 
 
+def test_evaluation_sees_every_optimizer_step() -> None:
+    # fused Adam updates weights in place without bumping their version counters: the
+    # evaluation cache must still be dropped after a training step (a stale cache once
+    # froze validation NDCG for a whole run)
+    model = _model()
+    before = eval_scores(model, _all_users())
+    optimizer = model.configure_optimizers()
+    batch = {"users": torch.tensor([0, 1]), "pos_items": torch.tensor([0, 1]), "neg_items": torch.tensor([[2], [0]])}
+    model.log = lambda *a, **k: None
+    model.training_step(batch, 0).backward()
+    optimizer.step()
+    assert not torch.allclose(eval_scores(model, _all_users()), before)
+
+
 def test_state_dict_round_trip(trained, tmp_path) -> None:
     model, _ = trained
     assert "norm_adj" not in model.state_dict()  # rebuilt from train_pairs, not saved
