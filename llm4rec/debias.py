@@ -63,7 +63,13 @@ class LogisticExposure:
     user_coef: float
 
     @classmethod
-    def fit(cls, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, *, negatives_per_positive: int = 4, seed: int = 0) -> LogisticExposure:
+    def fit(
+        cls, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, *, negatives_per_positive: int = 4,
+        max_positives: int = 500_000, seed: int = 0,
+    ) -> LogisticExposure:  # fmt: skip
+        """Fit on the observed pairs (at most ``max_positives``, a uniform sample) against
+        ``negatives_per_positive`` uniform unobserved pairs each; the intercept is corrected
+        for both sampling rates."""
         from sklearn.linear_model import LogisticRegression
 
         users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
@@ -72,19 +78,26 @@ class LogisticExposure:
         n_u = np.bincount(users, minlength=n_users).astype(np.float64)
         n_i = np.bincount(items, minlength=n_items).astype(np.float64)
         rng = np.random.default_rng(seed)
+        observed = np.unique(users * n_items + items)
+        positive_rate = 1.0
+        if len(users) > max_positives:  # counts above come from every pair; the fit needs only a sample
+            keep = rng.choice(len(users), max_positives, replace=False)
+            positive_rate = max_positives / len(users)
+            users, items = users[keep], items[keep]
         m = negatives_per_positive * len(users)
         neg_u, neg_i = rng.integers(0, n_users, m), rng.integers(0, n_items, m)
-        observed = np.unique(users * n_items + items)
         key = neg_u * n_items + neg_i
         at = np.minimum(np.searchsorted(observed, key), len(observed) - 1)
         unobserved = observed[at] != key
         neg_u, neg_i = neg_u[unobserved], neg_i[unobserved]
+        if len(neg_u) == 0:  # (nearly) every pair observed: every propensity is 1
+            return cls(float(np.log(np.finfo(np.float32).max) / 2), 0.0, 0.0)
         x = np.stack([np.log1p(np.concatenate([n_i[items], n_i[neg_i]])), np.log1p(np.concatenate([n_u[users], n_u[neg_u]]))], axis=1)
         y = np.concatenate([np.ones(len(users)), np.zeros(len(neg_u))])
         model = LogisticRegression(C=1e4, max_iter=1000).fit(x, y)
         # case-control correction: negatives were subsampled from all unobserved pairs
         total_unobserved = float(n_users) * n_items - len(observed)
-        intercept = float(model.intercept_[0]) + float(np.log(len(neg_u) / total_unobserved))
+        intercept = float(model.intercept_[0]) + float(np.log(len(neg_u) / total_unobserved)) - float(np.log(positive_rate))
         return cls(intercept, float(model.coef_[0, 0]), float(model.coef_[0, 1]))
 
     def __call__(self, user_counts: np.ndarray | torch.Tensor, item_counts: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
@@ -126,35 +139,34 @@ def popularity_groups(item_counts: np.ndarray, n_groups: int = 2) -> np.ndarray:
 # --- adversary ---------------------------------------------------------------------------
 
 
-class _Reverse(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:  # noqa: ANN001
-        ctx.scale = scale
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN001
-        return -ctx.scale * grad, None
-
-
-def gradient_reversal(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """Identity forward; multiplies the gradient by -scale backward."""
-    return _Reverse.apply(x, scale)
-
-
 class PopularityAdversary(nn.Module):
-    """Predicts the popularity group of the target item from the user-item representation
-    u * v through gradient reversal; its loss trains the head and pushes the encoder to
-    remove popularity information."""
+    """The adversarial pair of the paper's loss -sum_s P(S=s) log P(S=s | r^).
 
-    def __init__(self, dim: int, n_groups: int, hidden: int = 64) -> None:
+    The head learns to predict the target item's popularity group from the user-item
+    representation u * v (cross-entropy on a detached input: it never moves the encoder).
+    The encoder minimises the paper's term with the head held fixed: the cross-entropy
+    between the groups' prior P(S) and the head's prediction, smallest when the
+    prediction equals the prior, i.e. when the representation tells nothing about
+    popularity. Both are returned; their sum is the module's loss. (A gradient-reversal
+    layer, maximising the head's own loss, diverged in our runs: see llm4rec/README.md.)
+    """
+
+    def __init__(self, dim: int, prior: torch.Tensor, hidden: int = 64) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, n_groups))
+        if prior.dim() != 1 or len(prior) < 2 or not torch.isclose(prior.sum(), torch.tensor(1.0, dtype=prior.dtype)):
+            raise BenchmarkError(f"adversary: the group prior must be a distribution over >= 2 groups, got {prior.tolist()}")
+        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, len(prior)))
+        self.register_buffer("prior", prior.float(), persistent=False)
 
-    def forward(self, user: torch.Tensor, item: torch.Tensor, group: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-        logits = self.net(gradient_reversal(user * item))
-        loss = F.cross_entropy(logits, group, reduction="none")
-        return loss.mean() if weight is None else (loss * weight).sum() / weight.sum().clamp(min=1e-12)
+    def forward(self, user: torch.Tensor, item: torch.Tensor, group: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(head loss, encoder loss) for representations u * v of pairs whose items are in ``group``."""
+        z = user * item
+        head = F.cross_entropy(self.net(z.detach()), group)
+        # the encoder's term moves the representation only: the head runs on detached weights
+        fixed = {name: p.detach() for name, p in self.net.named_parameters()}
+        log_p = F.log_softmax(torch.func.functional_call(self.net, fixed, (z,)), dim=-1)
+        encoder = -(self.prior * log_p).sum(-1).mean()
+        return head, encoder
 
 
 # --- parity ------------------------------------------------------------------------------

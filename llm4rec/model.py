@@ -137,10 +137,11 @@ class LLM4RecConfig:
     ips_self_normalise: bool = True
     """Self-normalised IPS (SNIPS): the loss is sum(w l) / sum(w)."""
     adversarial_weight: float = 0.1
-    """Weight of the adversarial popularity-group loss (gradient reversal)."""
+    """Weight of the encoder's adversarial term -sum_s P(S=s) log P(S=s | u * v) (the head
+    that predicts the popularity group trains at full rate on detached representations)."""
     popularity_groups: int = 2
     """Popularity groups the adversary predicts (2: head = top 20% of items, tail)."""
-    parity_weight: float = 0.1
+    parity_weight: float = 0.01
     """Weight of the head/tail exposure-parity penalty."""
     parity_k: int = 10
     """The parity's top-K cut (tau = K-th highest score)."""
@@ -290,8 +291,10 @@ class LLM4Rec(RecModule):
         nn.init.normal_(self.user_out.weight, std=0.01)
         nn.init.zeros_(self.user_out.bias)
         self.token_dropout = nn.Dropout(config.dropout)
+        # the prior P(S) of the adversarial term: the groups' share of training interactions
+        prior = torch.as_tensor(np.bincount(groups[train_items], minlength=config.popularity_groups) if len(train_items) else np.ones(config.popularity_groups), dtype=torch.float64)
         self.adversary = (
-            PopularityAdversary(config.dim, config.popularity_groups)
+            PopularityAdversary(config.dim, (prior / prior.sum()).float())
             if config.debias and config.adversarial_weight > 0 else None
         )  # fmt: skip
         self.index = RetrievalIndex(config.rag_index, nlist=config.rag_nlist, nprobe=config.rag_nprobe, hnsw_m=config.rag_hnsw_m)
@@ -315,13 +318,13 @@ class LLM4Rec(RecModule):
     # --- construction -------------------------------------------------------------------------
     def _load_backbone(self) -> None:
         cfg = self.config
-        mode = "full" if cfg.llm == "scratch" else cfg.backbone_mode
         # seed 0 fixes tiny-llama's random frozen weights (not stored in checkpoints); the fork
         # keeps that seeding from resetting the run's random stream
         with torch.random.fork_rng():
             backbone = load_backbone(
                 BackboneConfig(
-                    name=cfg.backbone, mode="frozen" if cfg.llm == "scratch" else mode, lora_r=cfg.lora_r,
+                    # scratch reads only the pretrained model's configuration (width, heads, vocabulary)
+                    name=cfg.backbone, mode="frozen" if cfg.llm == "scratch" else cfg.backbone_mode, lora_r=cfg.lora_r,
                     lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, dtype=cfg.backbone_dtype,
                 ),
                 seed=0,
@@ -527,9 +530,9 @@ class LLM4Rec(RecModule):
         logs["train/rank"] = loss.detach()
         if cfg.debias and len(target):
             if self.adversary is not None:
-                adversarial = self.adversary(user_vec, fused[target], self.item_group[target])
-                loss = loss + cfg.adversarial_weight * adversarial
-                logs["train/adversary"] = adversarial.detach()
+                head, confusion = self.adversary(user_vec, fused[target], self.item_group[target])
+                loss = loss + head + cfg.adversarial_weight * confusion  # the head trains at full rate, the encoder term is weighted
+                logs["train/adversary_head"], logs["train/adversary"] = head.detach(), confusion.detach()
             if cfg.parity_weight > 0:
                 parity = exposure_parity_penalty(parity_scores, parity_head, cfg.parity_k, cfg.parity_temperature, cfg.parity_epsilon)
                 loss = loss + cfg.parity_weight * parity

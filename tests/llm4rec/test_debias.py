@@ -5,7 +5,7 @@ import torch
 from benchmark.data.datasets import load_dataset
 from benchmark.errors import BenchmarkError
 from llm4rec.debias import (
-    LogisticExposure, PopularityAdversary, exposure_parity_penalty, gradient_reversal, ips_weights, popularity_groups,
+    LogisticExposure, PopularityAdversary, exposure_parity_penalty, ips_weights, popularity_groups,
     popularity_propensity, propensity_agreement, simulator_propensity_report,
 )  # fmt: skip
 
@@ -33,18 +33,27 @@ def test_popularity_groups_head_is_the_top_fifth() -> None:
         popularity_groups(counts, 1)
 
 
-def test_gradient_reversal_and_adversary() -> None:
-    x = torch.tensor([1.0, -2.0], requires_grad=True)
-    (gradient_reversal(x, 0.5) * torch.tensor([3.0, 4.0])).sum().backward()
-    torch.testing.assert_close(x.grad, torch.tensor([-1.5, -2.0]))
+def test_adversary_head_and_encoder_terms() -> None:
     torch.manual_seed(0)
-    adversary = PopularityAdversary(4, 2)
+    prior = torch.tensor([0.25, 0.75])
+    adversary = PopularityAdversary(4, prior)
     user = torch.randn(6, 4, requires_grad=True)
-    loss = adversary(user, torch.ones(6, 4), torch.tensor([0, 1, 0, 1, 0, 1]))
-    loss.backward()
-    # the head descends on the loss, the representation ascends: its gradient is the plain one reversed
-    plain = torch.nn.functional.cross_entropy(adversary.net(user * torch.ones(6, 4)), torch.tensor([0, 1, 0, 1, 0, 1]))
-    torch.testing.assert_close(user.grad, -torch.autograd.grad(plain, user)[0])
+    groups = torch.tensor([0, 1, 1, 1, 0, 1])
+    head, encoder = adversary(user, torch.ones(6, 4), groups)
+    # the head's loss trains the head only; the encoder's term moves the representation only
+    assert torch.autograd.grad(head, user, allow_unused=True)[0] is None
+    assert all(g is None for g in torch.autograd.grad(encoder, list(adversary.parameters()), allow_unused=True))
+    assert torch.autograd.grad(encoder, user)[0].abs().sum() > 0
+    # the paper's -sum_s P(S=s) log P(S=s | r): at its minimum (prediction = prior) it is the
+    # prior's entropy and gives the representation no gradient
+    with torch.no_grad():
+        adversary.net[2].weight.zero_()
+        adversary.net[2].bias.copy_(prior.log())
+    _, encoder = adversary(user, torch.ones(6, 4), groups)
+    assert encoder.item() == pytest.approx(-(prior * prior.log()).sum().item(), rel=1e-6)
+    assert torch.autograd.grad(encoder, user)[0].abs().max() < 1e-6
+    with pytest.raises(BenchmarkError, match="distribution"):
+        PopularityAdversary(4, torch.tensor([0.5, 0.2]))
 
 
 def test_exposure_parity_penalty_against_hand_values() -> None:
@@ -76,6 +85,8 @@ def test_logistic_exposure_is_calibrated_and_increasing_in_popularity() -> None:
     mean_p = model(n_u[all_u.ravel()], n_i[all_i.ravel()]).mean()
     density = len(key) / (n_users * n_items)
     assert mean_p == pytest.approx(density, rel=0.15)  # the case-control correction recovers the real rate
+    sampled = LogisticExposure.fit(users, items, n_users, n_items, max_positives=800, seed=0)  # positives subsampled too
+    assert sampled(n_u[all_u.ravel()], n_i[all_i.ravel()]).mean() == pytest.approx(density, rel=0.2)
     torch_p = model(torch.tensor(n_u[:3]), torch.tensor(n_i[:3]))
     np.testing.assert_allclose(torch_p.numpy(), model(n_u[:3], n_i[:3]), rtol=1e-5)
 

@@ -93,7 +93,7 @@ def test_loss_is_the_weighted_ranking_loss() -> None:
     w = batch["weights"][has]
     torch.testing.assert_close(loss, (w * ce).sum() / w.sum())
 
-    debiased = _model(dataclasses.replace(config, debias=True, adversarial_weight=0.0, parity_weight=0.0)).eval()
+    debiased = _model(dataclasses.replace(config, debias=True, propensity="popularity", adversarial_weight=0.0, parity_weight=0.0)).eval()
     with torch.no_grad():
         loss = debiased.training_step(batch, 1)
     target = batch["target_seq"][has]
@@ -190,3 +190,26 @@ def test_bad_configs_are_clear_errors() -> None:
                             ({"dropout": 1.0}, "dropout"), ({"parity_weight": -1.0}, "parity_weight")):  # fmt: skip
         with pytest.raises(BenchmarkError, match=message):
             _model(dataclasses.replace(CONFIG, **change))
+
+
+def test_streaming_protocol_adapts_llm4rec_and_not_its_no_adaptive_ablation(tiny_ml) -> None:
+    """Module 5 through the harness's streaming protocol: the adaptive model's adapters move,
+    the frozen copy and the no-adaptive ablation stay as trained."""
+    from benchmark.config import TrainConfig
+    from benchmark.streaming import run_stream
+
+    data = load_dataset("synthetic-ml", raw_dir=tiny_ml)
+    train = TrainConfig(stream_windows=1, stream_steps_per_window=1, stream_replay_size=0, eval_batch_size=256)
+    results = {}
+    for name in ("full", "no-adaptive"):
+        config = dataclasses.replace(CONFIG if name == "full" else ablation_config("no-adaptive", CONFIG), explain=False)
+        torch.manual_seed(0)
+        model = LLM4Rec(data.n_users, data.n_items, config, train_pairs=(data.train.user, data.train.item), items=data.items)
+        before = [p.detach().clone() for p in model.adaptation_parameters()]
+        record = run_stream(model, data, train, seed=0)
+        moved = any(not torch.equal(b, p) for b, p in zip(before, model.adaptation_parameters()))
+        results[name] = (record, moved)
+    record, moved = results["full"]
+    assert moved and record["config"]["adapted"] and len(record["windows"]) == 1
+    record, moved = results["no-adaptive"]
+    assert not moved and not record["config"]["adapted"]
