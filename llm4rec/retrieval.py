@@ -121,7 +121,7 @@ class RetrievalIndex:
         # keep the first r valid results of each row, in order of similarity
         rank = np.cumsum(valid, axis=1) - 1
         take = valid & (rank < r)
-        row_ids, col = np.nonzero(take)
+        row_ids = np.nonzero(take)[0]
         items[row_ids, rank[take]] = found[take]
         sims[row_ids, rank[take]] = found_sim[take]
         return items, sims
