@@ -39,7 +39,7 @@ in the sweep file ``sweeps/genrec.yaml``. Raise ``num_layers`` (0 = all 30),
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import pandas as pd
 import torch
@@ -89,6 +89,8 @@ class LLMBaseline(RecModule):
         for name in ("max_seq_length", "batch_size"):
             if getattr(cfg, name) < 1:
                 raise BenchmarkError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+        if cfg.finetune not in ("lora", "full"):
+            raise BenchmarkError(f"finetune must be 'lora' or 'full', got {cfg.finetune!r}")
         if cfg.train_windows_per_epoch < 0:
             raise BenchmarkError(f"train_windows_per_epoch must be >= 0 (0 = all), got {cfg.train_windows_per_epoch}")
         # seed 0 fixes tiny-llama's random frozen weights (not stored in checkpoints); the
@@ -96,7 +98,7 @@ class LLMBaseline(RecModule):
         with torch.random.fork_rng():
             backbone = load_backbone(
                 BackboneConfig(
-                    name=cfg.backbone, mode="lora", lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                    name=cfg.backbone, mode=cfg.finetune, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                     lora_dropout=cfg.lora_dropout, num_layers=cfg.num_layers,
                 ),
                 seed=0,
@@ -155,6 +157,8 @@ class GenRecConfig:
     """Backbone name: smollm2-135m (offline), tiny-llama (tests only), a hub name or a local path."""
     num_layers: int = 8
     """Keep the first N transformer blocks of the backbone (0 = all)."""
+    finetune: Literal["lora", "full"] = "lora"
+    """How the backbone trains: LoRA adapters on the attention projections (default) or full fine-tuning."""
     lora_r: int = 8
     """LoRA rank (attention projections)."""
     lora_alpha: int = 16

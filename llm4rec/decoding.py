@@ -14,32 +14,35 @@ Three pieces, usable on their own:
   transformers causal LM (peft-wrapped or not), returning the k best items per prompt,
   never an item in that prompt's ``exclude`` set (the user's seen items).
 
-Scoring. At every step a beam may only continue with a child token whose subtree still
-holds an item that is not excluded; the LM's logits over those tokens are renormalised
-(a softmax over the allowed children only). An item's score is therefore
-log P(item | prompt) under a proper distribution over the admissible catalogue: the
-scores of all admissible items sum to one. Two consequences used for speed: once a
-prefix leaves exactly one admissible item, the rest of its title is forced (probability
-1), so the hypothesis is complete without decoding the remaining tokens; and a run of
-forced tokens inside a shared prefix (one admissible child) needs no logits, so the run
-is fed to the model in one forward pass (on synthetic-amazon's titles a path has 10.3
-steps to its item on average but only 3.2 choices).
+Scoring. An item's score is its title's log-probability under the LM, teacher-forced:
+the sum over its tokens of log softmax(logits)[token], the softmax running over the
+catalogue's token vocabulary (``trie.tokens``, the only tokens decoding can emit; what
+GenRec trains on) or over any given token set (``normalize_over``, e.g. the whole
+vocabulary). Constraints mask continuations (a child token whose subtree holds no
+admissible item is never taken) but never renormalise: renormalising over the allowed
+children would give every forced token probability 1 and favour titles in sparse
+subtrees whatever the model thinks of their remaining tokens (GENRE and transformers'
+``prefix_allowed_tokens_fn`` do not renormalise either).
 
 Search. The beam holds the ``num_beams`` best hypotheses, complete or not (default and
-minimum: k). Each step expands the incomplete ones and keeps the ``num_beams`` best of
-(complete so far + expansions). Scores never increase along a path, so the search stops
-exactly when every hypothesis in the beam is complete, and it returns
-min(num_beams, admissible items) distinct items: fewer than k only when fewer than k
-items are admissible; those slots hold -1 (the evaluator counts them as invalid).
-Ties: higher score first, then the lower item id.
+minimum: k). Each step expands the incomplete ones by one choice and keeps the
+``num_beams`` best of (complete so far + expansions); scores never increase along a
+path, so a complete hypothesis in the beam is final, and the search stops when every
+hypothesis in the beam is complete. It returns min(num_beams, admissible items) distinct
+items: fewer than k only when fewer than k items are admissible; those slots hold -1
+(the evaluator counts them as invalid). Ties: higher score first, then the lower item id.
+A run of forced tokens (a node with one admissible child: a shared prefix, or the rest
+of a title once one admissible item is left) involves no choice, so the chosen token and
+its forced run are fed in one forward pass and the run's log-probabilities are read from
+it (on synthetic-amazon's titles a path has 13.9 tokens but 3.2 choices).
 
 Why not ``model.generate(prefix_allowed_tokens_fn=...)``: transformers' beam search
 encodes the prompt once per beam (``num_beams`` times the prefill cost), computes logits
 over the whole vocabulary at every step and calls a Python hook per beam per step; it
 also cannot prune subtrees per user or stop early on forced suffixes. Here the prompt is
 encoded once per user and its KV cache is shared by the beams (``Cache.reorder_cache``),
-only the logits of the allowed tokens are computed (rows of the output embedding), and
-the decoder is the model's own transformers decoder with its own cache class.
+logits are computed over the normalising token set only (rows of the output embedding),
+and the decoder is the model's own transformers decoder with its own cache class.
 """
 
 from __future__ import annotations
@@ -243,9 +246,6 @@ class _Exclusions:
         keep = paths >= 0
         keys = np.repeat(rows, keep.sum(1)) * trie.n_nodes + paths[keep]
         self.keys, self.counts = np.unique(keys, return_counts=True)
-        self.sets: dict[int, set[int]] = {}
-        for r, i in zip(rows.tolist(), items.tolist()):
-            self.sets.setdefault(r, set()).add(i)
 
     def admissible(self, rows: np.ndarray, nodes: np.ndarray) -> np.ndarray:
         """Items below each (row, node) that are not excluded for that row."""
@@ -259,21 +259,14 @@ class _Exclusions:
             out[hit] -= self.counts[at[hit]]
         return out
 
-    def only_item(self, row: int, node: int) -> int:
-        """The single admissible item below (row, node) (the caller knows there is exactly one)."""
-        leaf = int(self.trie.leaf_item[node])
-        if leaf >= 0:
-            return leaf
-        excluded = self.sets.get(row, set())
-        return next(int(i) for i in self.trie.items_below(node) if int(i) not in excluded)
-
 
 def _forced_chains(
     trie: CatalogueTrie, exclusions: _Exclusions, rows: np.ndarray, nodes: np.ndarray, tokens: np.ndarray
 ) -> tuple[list[list[int]], np.ndarray]:
     """Extend each beam (row, node reached by ``tokens``) down its forced path: while its node
-    has exactly one child with an admissible item, take that child. Returns the token chain of
-    every beam (its chosen token first) and the nodes reached."""
+    has exactly one child with an admissible item, take that child (to the leaf once a single
+    admissible item is left). Returns every beam's token chain (its chosen token first) and
+    the nodes reached."""
     chains = [[int(t)] for t in tokens]
     nodes = nodes.copy()
     active = np.arange(len(nodes))
@@ -283,12 +276,11 @@ def _forced_chains(
         owner = np.repeat(np.arange(len(active)), counts)
         edge = starts[owner] + np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
         ok = exclusions.admissible(rows[active][owner], trie.child_node[edge]) > 0
-        n_ok = np.bincount(owner[ok], minlength=len(active))
-        forced = n_ok == 1
+        forced = np.bincount(owner[ok], minlength=len(active)) == 1
         if not forced.any():
             break
         chosen_edge = np.zeros(len(active), dtype=np.int64)
-        chosen_edge[owner[ok]] = edge[ok]  # the single admissible child where n_ok == 1
+        chosen_edge[owner[ok]] = edge[ok]  # the single admissible child where forced
         for b, e in zip(active[forced].tolist(), chosen_edge[forced].tolist()):
             chains[b].append(int(trie.child_token[e]))
         nodes[active[forced]] = trie.child_node[chosen_edge[forced]]
@@ -302,8 +294,8 @@ def _forced_chains(
 @dataclass
 class BeamSearchResult:
     """``items`` LongTensor [B, k]: best first, -1 where fewer than k items are admissible;
-    ``scores`` FloatTensor [B, k]: log P(item | prompt) (renormalised over admissible
-    continuations), -inf where ``items`` is -1."""
+    ``scores`` FloatTensor [B, k]: log P(title | prompt) under the LM (softmax over the
+    normalising tokens), -inf where ``items`` is -1."""
 
     items: torch.Tensor
     scores: torch.Tensor
@@ -341,6 +333,7 @@ def constrained_beam_search(
     exclude: Sequence[Collection[int]] | tuple[torch.Tensor, torch.Tensor] | None = None,
     num_beams: int | None = None,
     pad_token_id: int = 0,
+    normalize_over: Sequence[int] | torch.Tensor | None = None,
 ) -> BeamSearchResult:
     """The k best catalogue items for each prompt (see the module docstring for the scoring).
 
@@ -350,6 +343,8 @@ def constrained_beam_search(
     ``exclude``: per prompt, item ids never to return: a list of collections, or the
     evaluation batch's flat ``(seen_rows, seen_items)`` pair.
     ``num_beams``: beam width, at least ``k`` (default ``k``).
+    ``normalize_over``: token ids the next-token softmax runs over (default: the
+    catalogue's tokens, ``trie.tokens``; ``range(vocab_size)`` for the LM's full softmax).
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -383,15 +378,32 @@ def constrained_beam_search(
         ex_items = np.asarray([int(i) for items in exclude for i in items], dtype=np.int64)
     exclusions = _Exclusions(trie, ex_rows, ex_items, n_rows)
 
+    norm_tokens = torch.as_tensor(trie.tokens if normalize_over is None else normalize_over, dtype=torch.long, device=device)
+    if not bool(torch.isin(torch.as_tensor(trie.tokens, device=device), norm_tokens).all()):
+        raise ValueError("normalize_over must include every token of the catalogue (trie.tokens)")
+    norm_weight = weight[norm_tokens].float()
+    norm_bias = bias[norm_tokens].float() if bias is not None else None
+
+    def log_normalizer(states: torch.Tensor) -> torch.Tensor:
+        """logsumexp of the logits over the normalising tokens, for states [..., d] (in row chunks)."""
+        flat = states.reshape(-1, states.shape[-1])
+        out = torch.empty(flat.shape[0], device=device)
+        chunk = max(1, (1 << 24) // max(len(norm_tokens), 1))
+        for lo in range(0, flat.shape[0], chunk):
+            logits = flat[lo : lo + chunk] @ norm_weight.T
+            out[lo : lo + chunk] = torch.logsumexp(logits if norm_bias is None else logits + norm_bias, dim=-1)
+        return out.reshape(states.shape[:-1])
+
+    def token_logits(states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Logit of ``tokens[i]`` for ``states[i]``."""
+        logits = (states * weight[tokens].float()).sum(-1)
+        return logits if bias is None else logits + bias[tokens].float()
+
     # finished hypotheses (row, score, item) and running ones (row, node, score; beam b = cache row b)
-    admissible = exclusions.admissible(np.arange(n_rows), np.zeros(n_rows, dtype=np.int64))
-    single = np.flatnonzero(admissible == 1)  # a lone admissible item needs no decoding
-    fin_row, fin_score = single, np.zeros(len(single))
-    fin_item = np.asarray([exclusions.only_item(int(r), 0) for r in single], dtype=np.int64)
-    run_row = np.flatnonzero(admissible > 1)
+    fin_row, fin_score, fin_item = np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int64)
+    run_row = np.flatnonzero(exclusions.admissible(np.arange(n_rows), np.zeros(n_rows, dtype=np.int64)) > 0)
     run_node = np.zeros(len(run_row), dtype=np.int64)
     run_score = np.zeros(len(run_row))
-
     hidden = cache = None
     if len(run_row):
         sel = torch.as_tensor(run_row)
@@ -401,6 +413,7 @@ def constrained_beam_search(
         position = (cache_mask.cumsum(1) - 1).clamp(min=0)
         out = decoder(**inputs, attention_mask=cache_mask.to(device), position_ids=position.to(device), use_cache=True)
         hidden, cache = out.last_hidden_state[:, -1].float(), out.past_key_values
+        normalizer = log_normalizer(hidden)
     while len(run_row):
         # candidate continuations: admissible children of every running beam
         starts, ends = trie.child_ptr[run_node], trie.child_ptr[run_node + 1]
@@ -409,26 +422,18 @@ def constrained_beam_search(
         edge = starts[cand_beam] + np.arange(len(cand_beam)) - np.repeat(np.cumsum(counts) - counts, counts)
         cand_token, cand_node = trie.child_token[edge], trie.child_node[edge]
         cand_row = run_row[cand_beam]
-        cand_admissible = exclusions.admissible(cand_row, cand_node)
-        keep = cand_admissible > 0
-        cand_beam, cand_token, cand_node, cand_row, cand_admissible = (
-            a[keep] for a in (cand_beam, cand_token, cand_node, cand_row, cand_admissible)
-        )
-        # logits of the candidate tokens only: rows of the output layer
+        keep = exclusions.admissible(cand_row, cand_node) > 0
+        cand_beam, cand_token, cand_node, cand_row = (a[keep] for a in (cand_beam, cand_token, cand_node, cand_row))
+        # log-probabilities of the candidate tokens: rows of the output layer, one gather per distinct token
         vocab, column = np.unique(cand_token, return_inverse=True)
         vocab_t = torch.as_tensor(vocab, device=device)
-        logits = hidden @ weight[vocab_t].float().T  # [beams, |vocab|]
+        logits = hidden @ weight[vocab_t].float().T  # [beams, distinct candidate tokens]
         if bias is not None:
             logits = logits + bias[vocab_t].float()
         beam_t = torch.as_tensor(cand_beam, device=device)
-        cand_logit = logits[beam_t, torch.as_tensor(column, device=device)]
-        top = torch.full((len(run_row),), float("-inf"), device=device).scatter_reduce(0, beam_t, cand_logit, "amax")
-        total = torch.zeros(len(run_row), device=device).index_add_(0, beam_t, (cand_logit - top[beam_t]).exp())
-        log_p = (cand_logit - top[beam_t] - total.log()[beam_t]).double().cpu().numpy()
+        log_p = (logits[beam_t, torch.as_tensor(column, device=device)] - normalizer[beam_t]).double().cpu().numpy()
         cand_score = run_score[cand_beam] + log_p
-        cand_item = np.full(len(cand_beam), -1, dtype=np.int64)
-        for j in np.flatnonzero(cand_admissible == 1):  # forced from here on: complete now
-            cand_item[j] = exclusions.only_item(int(cand_row[j]), int(cand_node[j]))
+        cand_item = trie.leaf_item[cand_node]  # the terminator was chosen: complete
 
         # the beam: the `beams` best of (finished so far + candidates) per prompt
         all_row = np.concatenate([fin_row, cand_row])
@@ -446,10 +451,9 @@ def constrained_beam_search(
         if not len(going):
             break
         parent = cand_beam[going]
-        run_row, run_node, run_score = cand_row[going], cand_node[going], cand_score[going]
-        # forced steps (a single admissible child) have probability 1: no choice, no logits
-        # needed, so the whole forced chain is fed in one forward pass
-        chains, run_node = _forced_chains(trie, exclusions, run_row, run_node, cand_token[going])
+        run_row, run_score = cand_row[going], cand_score[going]
+        # the chosen token and its forced run (no choice) in one forward pass
+        chains, run_node = _forced_chains(trie, exclusions, run_row, cand_node[going], cand_token[going])
         width = max(len(c) for c in chains)
         tokens = torch.full((len(chains), width), pad_token_id, dtype=torch.long)
         chain_mask = torch.zeros((len(chains), width), dtype=torch.long)
@@ -466,8 +470,27 @@ def constrained_beam_search(
             input_ids=tokens.to(device), attention_mask=cache_mask.to(device), position_ids=position.to(device),
             past_key_values=cache, use_cache=True,
         )  # fmt: skip
+        states, cache = out.last_hidden_state.float(), out.past_key_values  # [beams, width, d]
+        normalizers = log_normalizer(states)
+        # the state at chain position j predicts the chain's token j + 1
+        forced = chain_mask[:, 1:].bool().to(device)
+        forced_log_p = torch.where(forced, token_logits(states[:, :-1], tokens[:, 1:].to(device)) - normalizers[:, :-1], 0.0)
+        run_score = run_score + forced_log_p.sum(1).double().cpu().numpy()
         last = (lengths - 1).to(device)
-        hidden, cache = out.last_hidden_state[torch.arange(len(chains), device=device), last].float(), out.past_key_values
+        rows_t = torch.arange(len(chains), device=device)
+        hidden, normalizer = states[rows_t, last], normalizers[rows_t, last]
+        # a chain that reached its leaf (one admissible item was left) is complete
+        leaf = trie.leaf_item[run_node]
+        complete = leaf >= 0
+        if complete.any():
+            fin_row = np.concatenate([fin_row, run_row[complete]])
+            fin_score = np.concatenate([fin_score, run_score[complete]])
+            fin_item = np.concatenate([fin_item, leaf[complete]])
+            keep_t = torch.as_tensor(np.flatnonzero(~complete), device=device)
+            run_row, run_node, run_score = run_row[~complete], run_node[~complete], run_score[~complete]
+            hidden, normalizer = hidden[keep_t], normalizer[keep_t]
+            cache.reorder_cache(keep_t)
+            cache_mask, next_position = cache_mask[keep_t.cpu()], next_position[keep_t.cpu()]
 
     items = torch.full((n_rows, k), -1, dtype=torch.long)
     scores = torch.full((n_rows, k), float("-inf"))

@@ -227,11 +227,23 @@ def _sweep_argv(raw: Path, out: Path, trials: int) -> list[str]:
             "--pruner", "none", "--max-epochs", "2", "--study", "s", "--out", str(out), "--no-progress"]  # fmt: skip
 
 
-def _fork_worker(argv: list[str], log: Path) -> multiprocessing.Process:
-    """Another sweep process through the CLI entry point; forked, so it skips the imports' start-up cost."""
+def _fork_worker(argv: list[str], log: Path, pause_after_report: tuple[int, float] | None = None) -> multiprocessing.Process:
+    """Another sweep process through the CLI entry point; forked, so it skips the imports' start-up cost.
+
+    ``pause_after_report=(trial, seconds)``: the worker sleeps after each epoch that trial
+    reports, so a test can act at that point however fast the machine trains."""
 
     def work() -> None:
         torch.set_num_threads(1)  # as in DataLoader workers: no OpenMP pool inherited across fork
+        if pause_after_report is not None:
+            report = optuna.trial.Trial.report
+
+            def report_then_pause(trial: optuna.trial.Trial, value: float, step: int) -> None:
+                report(trial, value, step)
+                if trial.number == pause_after_report[0]:
+                    time.sleep(pause_after_report[1])
+
+            optuna.trial.Trial.report = report_then_pause  # this forked process only
         os.environ.pop("BENCHMARK_RUN_ID", None)
         with open(log, "w") as fh:
             os.dup2(fh.fileno(), 1)
@@ -277,7 +289,7 @@ def prepared(tiny_ml: Path) -> Path:
 
 def test_two_workers_share_one_sqlite_study(prepared: Path, tmp_path: Path) -> None:
     db, log = tmp_path / "runs" / "sweeps" / "s.db", tmp_path / "other.log"
-    other = _fork_worker(_sweep_argv(prepared, tmp_path, 5), log)
+    other = _fork_worker(_sweep_argv(prepared, tmp_path, 5), log, pause_after_report=(0, 3.0))  # this process joins in time
     _wait_for(other, db, log, lambda trials: any(t[:2] == ("RUNNING", True) for t in trials))  # the other worker is inside trial 0
     assert main(_sweep_argv(prepared, tmp_path, 5)) == 0
     other.join(timeout=300)
@@ -291,7 +303,7 @@ def test_two_workers_share_one_sqlite_study(prepared: Path, tmp_path: Path) -> N
 
 def test_sweep_killed_with_sigkill_resumes_to_n_trials(prepared: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db, log = tmp_path / "runs" / "sweeps" / "s.db", tmp_path / "victim.log"
-    victim = _fork_worker(_sweep_argv(prepared, tmp_path, 4), log)
+    victim = _fork_worker(_sweep_argv(prepared, tmp_path, 4), log, pause_after_report=(1, 600.0))
     # kill it in the middle of its second trial's training (after epoch 1 of 2), which it leaves RUNNING
     _wait_for(victim, db, log, lambda trials: len(trials) > 1 and trials[0][0] == "COMPLETE" and trials[1] == ("RUNNING", True, 1))
     os.kill(victim.pid, signal.SIGKILL)

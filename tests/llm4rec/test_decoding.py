@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -28,22 +26,17 @@ def tiny_lm(seed: int) -> LlamaForCausalLM:
     return LlamaForCausalLM(config).eval()
 
 
-def brute_force(lm: LlamaForCausalLM, prompt: list[int], trie: CatalogueTrie, excluded: set[int]) -> dict[int, float]:
-    """log P(item | prompt) of every admissible item by teacher forcing: at each token, the
-    softmax over the children whose subtree holds an admissible item."""
-    admissible = [i for i in range(trie.n_items) if i not in excluded]
+def brute_force(lm: LlamaForCausalLM, prompt: list[int], trie: CatalogueTrie, excluded: set[int], normalize_over=None) -> dict[int, float]:
+    """log P(title | prompt) of every admissible item by teacher forcing one sequence at a
+    time: the sum of its tokens' log-softmax, the softmax over the catalogue's tokens."""
+    over = torch.as_tensor(trie.tokens if normalize_over is None else normalize_over)
     out = {}
-    for item in admissible:
+    for item in (i for i in range(trie.n_items) if i not in excluded):
         seq = list(trie.sequences[item])
         with torch.no_grad():
-            logits = lm(input_ids=torch.tensor([prompt + seq])).logits[0, len(prompt) - 1 :].double()
-        total, node = 0.0, 0
-        for step, token in enumerate(seq):
-            tokens, nodes = trie.children(node)
-            ok = [t for t, n in zip(tokens.tolist(), nodes.tolist()) if any(i in admissible for i in trie.items_below(n).tolist())]
-            total += float(logits[step, token] - torch.logsumexp(logits[step, ok], 0))
-            node = trie.step(node, token)
-        out[item] = total
+            logits = lm(input_ids=torch.tensor([prompt + seq])).logits[0, len(prompt) - 1 : -1].double()
+        log_p = logits.gather(1, torch.tensor(seq).unsqueeze(1)).squeeze(1) - torch.logsumexp(logits[:, over], dim=1)
+        out[item] = float(log_p.sum())
     return out
 
 
@@ -129,7 +122,18 @@ def test_exhaustive_beam_equals_brute_force_scores() -> None:
         assert result.items[row, :n].tolist() == ranked
         assert result.items[row, n:].tolist() == [-1] * (len(CATALOGUE) - n)  # only the admissible exist
         torch.testing.assert_close(result.scores[row, :n], torch.tensor([expected[i] for i in ranked], dtype=torch.float32), atol=1e-4, rtol=0)
-        assert math.isclose(float(result.scores[row, :n].double().exp().sum()), 1.0, abs_tol=1e-4)  # a distribution
+        assert float(result.scores[row, :n].double().exp().sum()) < 1.0  # a part of the LM's mass over sequences
+
+
+def test_normalising_over_the_whole_vocabulary() -> None:
+    lm, trie = tiny_lm(3), CatalogueTrie(CATALOGUE)
+    result = constrained_beam_search(lm, trie, len(CATALOGUE), prompts=[[5, 6]], normalize_over=range(VOCAB))
+    expected = brute_force(lm, [5, 6], trie, set(), normalize_over=list(range(VOCAB)))
+    ranked = sorted(expected, key=lambda i: (-expected[i], i))
+    assert result.items[0].tolist() == ranked
+    torch.testing.assert_close(result.scores[0], torch.tensor([expected[i] for i in ranked], dtype=torch.float32), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="every token of the catalogue"):
+        constrained_beam_search(lm, trie, 2, prompts=[[5]], normalize_over=[1, 2])
 
 
 def test_left_padding_and_soft_prompts_do_not_change_the_result() -> None:
