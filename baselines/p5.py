@@ -37,6 +37,7 @@ epochs at most with patience 2 (registry ``train_defaults``). Timings: ``sweeps/
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -59,6 +60,8 @@ class P5Config:
     """Backbone name: smollm2-135m (offline), tiny-llama (tests only), a hub name or a local path."""
     num_layers: int = 8
     """Keep the first N transformer blocks of the backbone (0 = all)."""
+    finetune: Literal["lora", "full"] = "lora"
+    """How the backbone trains: LoRA adapters on the attention projections (default) or full fine-tuning."""
     lora_r: int = 8
     """LoRA rank (attention projections)."""
     lora_alpha: int = 16
