@@ -144,7 +144,7 @@ class BERT4Rec(RecModule):
         logits = self.item_logits(hidden[masked])
         # a sum over a clamped count, not a mean: a batch without any masked item gives 0, not NaN
         loss = F.cross_entropy(logits, seq[masked], reduction="sum") / masked.sum().clamp(min=1)
-        self.log("train/loss", loss, prog_bar=True, batch_size=seq.shape[0])
+        self.log_train_loss(loss, seq.shape[0])
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

@@ -50,13 +50,16 @@ class BPR(RecModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         users = self.user_emb(batch["users"])  # [B, d]
-        pos = self.item_emb(batch["pos_items"])  # [B, d]
-        neg = self.item_emb(batch["neg_items"])  # [B, K, d]
+        # one lookup for positives and negatives: one embedding backward (a dense [n_items, d]
+        # gradient) instead of two plus their sum, a quarter of the step on a CPU
+        pos_items, neg_items = batch["pos_items"], batch["neg_items"]
+        items = self.item_emb(torch.cat([pos_items, neg_items.flatten()]))
+        pos, neg = items[: len(pos_items)], items[len(pos_items) :].view(*neg_items.shape, -1)  # [B, d], [B, K, d]
         pos_scores = (users * pos).sum(-1)  # [B]
         neg_scores = (users.unsqueeze(1) * neg).sum(-1)  # [B, K]; elementwise beats bmm for small K
         # -log sigmoid(x) == softplus(-x), numerically stable
         loss = F.softplus(neg_scores - pos_scores.unsqueeze(1)).mean()
-        self.log("train/loss", loss, prog_bar=True, batch_size=users.shape[0])
+        self.log_train_loss(loss, users.shape[0])
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

@@ -257,7 +257,7 @@ class FREEDOM(RecModule):
         loss = self._bpr(u, item_all[pos_items], item_all[neg_items])
         for m in self.modalities:
             loss = loss + self.config.reg_weight * self._bpr(u, self.projected(m, pos_items), self.projected(m, neg_items))
-        self.log("train/loss", loss, prog_bar=True, batch_size=users.shape[0])
+        self.log_train_loss(loss, users.shape[0])
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

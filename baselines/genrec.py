@@ -248,7 +248,7 @@ class GenRec(LLMBaseline):
         if bias is not None:
             logits = logits + bias[self.vocab]
         loss = F.cross_entropy(logits.float(), self.vocab_index[labels[:, 1:][target]])
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(windows))
+        self.log_train_loss(loss, len(windows))
         return loss
 
     # --- generation ----------------------------------------------------------------------------

@@ -116,7 +116,7 @@ class IPSMF(RecModule):
         per_row = F.softplus(neg_scores - pos_scores.unsqueeze(1)).mean(1)  # [B]: -log sigmoid(pos - neg)
         w = self.weights[batch["pos_items"]]
         loss = (w * per_row).sum() / w.sum()  # self-normalised IPS
-        self.log("train/loss", loss, prog_bar=True, batch_size=users.shape[0])
+        self.log_train_loss(loss, users.shape[0])
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

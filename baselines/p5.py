@@ -138,7 +138,7 @@ class P5(LLMBaseline):
             targets[row, : len(items) - 1] = self.item_code[torch.as_tensor(items[1:], device=self.device)]
         has = targets != -100
         loss = F.cross_entropy(self.code_logits(states[has]), targets[has])
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(windows))
+        self.log_train_loss(loss, len(windows))
         return loss
 
     @torch.no_grad()

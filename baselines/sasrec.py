@@ -153,7 +153,7 @@ class SASRec(RecModule):
         logits = self.item_logits(hidden[has_target])
         # a sum over a clamped count, not a mean: a batch without any target gives 0, not NaN
         loss = F.cross_entropy(logits, targets[has_target], reduction="sum") / has_target.sum().clamp(min=1)
-        self.log("train/loss", loss, prog_bar=True, batch_size=inputs.shape[0])
+        self.log_train_loss(loss, inputs.shape[0])
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

@@ -166,7 +166,7 @@ class VBPR(RecModule):
             + self.item_bias(pos_items).pow(2).sum() + self.item_bias(neg_items).pow(2).sum()
         ) / users.shape[0]  # fmt: skip
         loss = bpr + self.config.reg_weight * reg
-        self.log("train/loss", loss, prog_bar=True, batch_size=users.shape[0])
+        self.log_train_loss(loss, users.shape[0])
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

@@ -84,6 +84,26 @@ class RecModule(L.LightningModule):
         self.evaluator: Evaluator | None = None
         self.evaluation_results: dict[str, dict[str, float]] = {}
 
+    #: training steps per logged ``train/loss`` (a running mean over them). Lightning's
+    #: ``self.log`` costs ~0.6 ms per call on this CPU (it re-applies ``.to(device)`` to the
+    #: stored result), a third of a BPR step; the logger writes every 10 steps anyway.
+    train_loss_every: ClassVar[int] = 10
+
+    def log_train_loss(self, loss: torch.Tensor, batch_size: int) -> None:
+        """Log the running mean of the training loss every ``train_loss_every`` steps (and at
+        the epoch's last batch), on the progress bar and to the logger."""
+        trainer = self._trainer
+        if trainer is None:  # called outside a Trainer (unit tests)
+            return
+        value = loss.detach() * batch_size
+        self._loss_sum = value if getattr(self, "_loss_sum", None) is None else self._loss_sum + value
+        self._loss_count = getattr(self, "_loss_count", 0) + batch_size
+        step = trainer.fit_loop.epoch_loop.batch_progress.current.ready  # batches of this epoch so far
+        last = isinstance(trainer.num_training_batches, int) and step >= trainer.num_training_batches
+        if step % self.train_loss_every == 0 or last:
+            self.log("train/loss", self._loss_sum / self._loss_count, prog_bar=True, batch_size=self._loss_count)
+            self._loss_sum, self._loss_count = None, 0
+
     # --- what the data module must serve -------------------------------------------
     def batch_spec(self) -> BatchSpec:
         cfg = self.config  # type: ignore[attr-defined]

@@ -546,7 +546,7 @@ class LLM4Rec(RecModule):
         if extra is not None:
             loss = loss + extra
             logs["train/generative"] = extra.detach()
-        self.log("train/loss", loss, prog_bar=True, batch_size=inputs.shape[0])
+        self.log_train_loss(loss, inputs.shape[0])
         self.log_dict(logs, batch_size=inputs.shape[0])
         return loss
 
