@@ -49,11 +49,12 @@ class BPR(RecModule):
         nn.init.xavier_normal_(self.item_emb.weight)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        users = self.user_emb(batch["users"])  # [B, d]
-        # one lookup for positives and negatives: one embedding backward (a dense [n_items, d]
-        # gradient) instead of two plus their sum, a quarter of the step on a CPU
+        # index_select, not the embedding op: the same rows, a ~20% cheaper backward on CPU; and one
+        # lookup for positives and negatives: one dense [n_items, d] gradient instead of two plus
+        # their sum (a quarter of the step)
+        users = self.user_emb.weight.index_select(0, batch["users"])  # [B, d]
         pos_items, neg_items = batch["pos_items"], batch["neg_items"]
-        items = self.item_emb(torch.cat([pos_items, neg_items.flatten()]))
+        items = self.item_emb.weight.index_select(0, torch.cat([pos_items, neg_items.flatten()]))
         pos, neg = items[: len(pos_items)], items[len(pos_items) :].view(*neg_items.shape, -1)  # [B, d], [B, K, d]
         pos_scores = (users * pos).sum(-1)  # [B]
         neg_scores = (users.unsqueeze(1) * neg).sum(-1)  # [B, K]; elementwise beats bmm for small K

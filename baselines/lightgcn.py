@@ -154,12 +154,12 @@ class LightGCN(RecModule):
         nodes = torch.cat([users, pos_items + self.n_users, neg_items.flatten() + self.n_users])
         b = len(users)
         parts = [b, b, neg_items.numel()]  # split, not slicing: a slice's backward zero-fills the whole tensor
-        u, pos, neg = final_all[nodes].split(parts)
+        u, pos, neg = final_all.index_select(0, nodes).split(parts)
         neg = neg.view(*neg_items.shape, -1)
         pos_scores = (u * pos).sum(-1)  # [B]
         neg_scores = (u.unsqueeze(1) * neg).sum(-1)  # [B, K]; elementwise beats bmm for small K
         bpr = F.softplus(neg_scores - pos_scores.unsqueeze(1)).mean()  # -log sigmoid(pos - neg)
-        reg = sum(torch.linalg.vector_norm(e) for e in ego_all[nodes].split(parts)) / b
+        reg = sum(torch.linalg.vector_norm(e) for e in ego_all.index_select(0, nodes).split(parts)) / b
         loss = bpr + self.config.reg_weight * reg
         self.log_train_loss(loss, users.shape[0])
         return loss
