@@ -27,6 +27,12 @@ h = sum_m alpha_m h_m + beta * MLP([h_1; ...; h_M]) with residual connections an
   learned "missing" vector of that modality, so the output never depends on the values
   stored for a missing modality.
 
+- Centring (``center=True``, our addition): the catalogue's mean fused vector is
+  subtracted from every item. A component shared by all items adds the same logit to
+  every item, so the ranking softmax cannot see it, but it makes every history soft token
+  alike. Uncentred, the items' mean pairwise cosine rose from 0.55 to 0.99 within 30
+  training steps on synthetic-yelp, and the LLM could no longer tell history items apart.
+
 ``fusion="mean"`` (the ``llm4rec-no-fusion`` ablation, with ``cross_attention=False`` and
 modalities ``id`` + ``text``) replaces the gate and the MLP by the plain mean of the
 present modality vectors.
@@ -103,8 +109,10 @@ class MultimodalFusion(nn.Module):
         heads: int = 2,
         dropout: float = 0.1,
         numerical_exclude: Sequence[str] = LEAKY_NUMERICAL,
+        center: bool = True,
     ) -> None:
         super().__init__()
+        self.center = center
         unknown = [m for m in modalities if m not in MODALITIES]
         if unknown or not modalities:
             raise BenchmarkError(f"fusion: unknown modalities {unknown}; choose a non-empty subset of {list(MODALITIES)}")
@@ -212,6 +220,8 @@ class MultimodalFusion(nn.Module):
             concat = slots.flatten(1)
             beta = torch.sigmoid(self.beta(concat))
             fused = (alpha.unsqueeze(-1) * kept).sum(1) + beta * self.mlp(concat)
+        if self.center:
+            fused = fused - fused.mean(0, keepdim=True)
         return (fused, alpha) if return_gates else fused
 
 

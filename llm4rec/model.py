@@ -106,6 +106,9 @@ class LLM4RecConfig:
     """Numeric item columns never used (computed by the raw files over the held-out period)."""
     dropout: float = 0.1
     """Dropout in the fusion module and on the soft tokens."""
+    center_items: bool = True
+    """Subtract the catalogue's mean fused vector (llm4rec/fusion.py: uncentred item vectors
+    collapse to one shared direction and the soft tokens become indistinguishable)."""
     # --- module 2: retrieval ----------------------------------------------------------------
     rag: bool = True
     """Retrieval-augmented context (off: the llm4rec-no-rag ablation)."""
@@ -276,6 +279,7 @@ class LLM4Rec(RecModule):
         self.fusion = MultimodalFusion(
             n_items, features, config.dim, modalities=config.modalities, cross_attention=config.cross_attention,
             fusion=config.fusion, heads=config.fusion_heads, dropout=config.dropout, numerical_exclude=config.numerical_exclude,
+            center=config.center_items,
         )  # fmt: skip
         self.item_in = nn.Linear(config.dim, width)  # fused item -> soft token
         self.rag_in = nn.Linear(config.dim, width) if config.rag else None  # retrieved context -> soft token

@@ -37,9 +37,10 @@ def test_a_missing_modality_is_masked_not_zero_filled() -> None:
     changed = _fusion(changed_features)
     out_base, out_changed = base(), changed()
     torch.testing.assert_close(out_base, out_changed, rtol=0, atol=0)  # every item, the masked one included
+    out_base = _fusion(features, center=False)()  # uncentred: one item's change stays in that item
     # unmasking the same values changes the item: the mask, not the zeros, hid them
     changed_features.text_mask[4] = True
-    unmasked = _fusion(changed_features)()
+    unmasked = _fusion(changed_features, center=False)()
     assert not torch.allclose(unmasked[4], out_base[4])
     torch.testing.assert_close(unmasked[0], out_base[0])  # items never mix
 
@@ -76,12 +77,21 @@ def test_categorical_bag_is_the_mean_of_the_item_values() -> None:
 
 
 def test_mean_fusion_is_the_plain_mean_of_present_modalities() -> None:
-    fusion = _fusion(make_features(text_missing=(1,)), modalities=["id", "text"], cross_attention=False, fusion="mean")
+    fusion = _fusion(make_features(text_missing=(1,)), modalities=["id", "text"], cross_attention=False, fusion="mean", center=False)
     assert fusion.cross is None and fusion.names == ["id", "text"]
     h = fusion.modality_vectors()
     fused = fusion()
     torch.testing.assert_close(fused[0], (h[0, 0] + h[0, 1]) / 2)
     torch.testing.assert_close(fused[1], h[1, 0])  # text missing: the id vector alone
+
+
+def test_centring_removes_the_catalogue_mean_and_keeps_every_ranking() -> None:
+    centred, raw = _fusion(), _fusion(center=False)  # same seed: same weights
+    torch.testing.assert_close(centred(), raw() - raw().mean(0, keepdim=True))
+    torch.testing.assert_close(centred().mean(0), torch.zeros(16), atol=1e-6, rtol=0)
+    # a shared shift adds the same logit to every item: the softmax over items is unchanged
+    user = torch.randn(3, 16)
+    torch.testing.assert_close(torch.softmax(user @ centred().T, 1), torch.softmax(user @ raw().T, 1), atol=1e-6, rtol=0)
 
 
 def test_bad_options_are_clear_errors() -> None:
