@@ -37,7 +37,7 @@ class ModelSpec:
 
 # LLM4Rec's CPU budget: few epochs of capped windows (llm4rec/README.md), evaluation in chunks with a
 # progress bar, explanations generated for a sample of test users
-LLM4REC_TRAIN = {"max_epochs": 3, "patience": 1, "eval_batch_size": 256, "explanation_users": 64}
+LLM4REC_TRAIN = {"max_epochs": 6, "patience": 1, "eval_batch_size": 256, "explanation_users": 64}
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
