@@ -29,7 +29,7 @@ import numpy as np
 
 from benchmark.errors import BenchmarkError
 
-SUMMARY_METRICS = ("ndcg@10", "hr@10", "coverage@10", "tailshare@10", "ndcg-true@10")
+SUMMARY_METRICS = ("ndcg@10", "hr@10", "ild@10", "tailshare@10", "usergap-ndcg@10", "coverage@10", "ndcg-true@10")
 EXPLANATION_METRICS = ("bleu4", "rouge_l", "feature_match")
 
 

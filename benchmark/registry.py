@@ -50,7 +50,9 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("bert4rec", BERT4Rec, BERT4RecConfig(), "BERT4Rec: bidirectional self-attention, masked item prediction over all items (Sun et al. 2019)"),
         ModelSpec("gru4rec", GRU4Rec, GRU4RecConfig(), "GRU4Rec: a GRU over the history, cross-entropy over all items (Hidasi et al. 2016)"),
         ModelSpec("itemknn", ItemKNN, ItemKNNConfig(), "ItemKNN: item-based CF, top-k cosine item similarities with shrinkage", {"max_epochs": 1}),
-        ModelSpec("lightgcn", LightGCN, LightGCNConfig(), "LightGCN: linear graph convolution over the training graph, BPR loss (He et al. 2020)"),
+        # patience 30: LightGCN's validation NDCG@10 stays flat for ~20 epochs, then climbs slowly
+        # (best epochs 132-196 on ml-latest-small); patience 10 stopped it on the plateau (baselines/lightgcn.py)
+        ModelSpec("lightgcn", LightGCN, LightGCNConfig(), "LightGCN: linear graph convolution over the training graph, BPR loss (He et al. 2020)", {"patience": 30}),
         ModelSpec("vbpr", VBPR, VBPRConfig(), "VBPR: BPR-MF plus a user preference over projected text/image item features (He & McAuley 2016)"),
         ModelSpec("freedom", FREEDOM, FREEDOMConfig(), "FREEDOM: frozen item-item kNN graph from item features + degree-pruned user-item graph (Zhou & Shen 2023)"),
         ModelSpec("ips-mf", IPSMF, IPSMFConfig(), "IPS-MF: BPR-MF with clipped, self-normalised inverse item-popularity propensity weights (Saito 2020)"),
