@@ -16,8 +16,13 @@ pad embedding and gives finite scores.
 
 Defaults (RecBole's): embedding 64, hidden 128, 1 GRU layer, dropout 0.3 on the input
 embeddings, Adam lr 1e-3, weight_decay 0, xavier initialisation; max_seq_length 50;
-batch_size 128 windows (RecBole counts 2048 single targets; each of our windows trains
-up to max_seq_length next-item targets).
+batch_size 48 windows. RecBole's batch is 2048 single targets; a window of ours trains up
+to max_seq_length targets (43 on average on ml-latest-small), so 48 windows make a step of
+about 2,000 targets and as many Adam steps per epoch as RecBole (48 against 49 on
+ml-latest-small).
+With 128 windows (18 steps per epoch) GRU4Rec was under-trained when validation noise
+stopped it: training loss 7.7 after 17 epochs, test NDCG@10 0.0195 (mean of 3 seeds)
+against RecBole's 0.0308.
 """
 
 from __future__ import annotations
@@ -50,8 +55,8 @@ class GRU4RecConfig:
     """Adam learning rate."""
     weight_decay: float = 0.0
     """Adam L2 penalty."""
-    batch_size: int = 128
-    """Training windows per batch."""
+    batch_size: int = 48
+    """Training windows per batch (about 2,000 next-item targets, RecBole's step size)."""
 
 
 class GRU4Rec(RecModule):

@@ -115,9 +115,9 @@ def test_windows_without_targets_give_a_finite_loss_and_gradients() -> None:
 def test_default_config_and_batch_spec() -> None:
     config = GRU4RecConfig()
     assert (config.embedding_size, config.hidden_size, config.n_layers, config.dropout) == (64, 128, 1, 0.3)
-    assert (config.max_seq_length, config.lr, config.batch_size) == (50, 1e-3, 128)
+    assert (config.max_seq_length, config.lr, config.batch_size) == (50, 1e-3, 48)
     model = GRU4Rec(N_USERS, N_ITEMS, config)
-    assert model.batch_spec() == BatchSpec(kind="sequential", batch_size=128, num_negatives=1, history_length=50)
+    assert model.batch_spec() == BatchSpec(kind="sequential", batch_size=48, num_negatives=1, history_length=50)
     assert model.item_emb.num_embeddings == N_ITEMS + 1 and model.item_emb.padding_idx == PAD
 
 
