@@ -22,7 +22,8 @@ about 2,000 targets and as many Adam steps per epoch as RecBole (48 against 49 o
 ml-latest-small).
 With 128 windows (18 steps per epoch) GRU4Rec was under-trained when validation noise
 stopped it: training loss 7.7 after 17 epochs, test NDCG@10 0.0195 (mean of 3 seeds)
-against RecBole's 0.0308.
+against RecBole's 0.0308. With 48 windows: 0.0309 +- 0.0051 (seeds 0-2: 0.0251, 0.0331,
+0.0346; best epochs 17, 55, 23).
 """
 
 from __future__ import annotations
