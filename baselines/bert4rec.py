@@ -31,10 +31,12 @@ Training length: the replicability study of Petrov & Macdonald ("A Systematic Re
 Replicability Study of BERT4Rec for Sequential Recommendation", RecSys 2022) finds that
 BERT4Rec needs far longer training than its peers to reach its reported quality (only a
 few masked positions per sequence carry a loss): the original implementation trains for
-hours, and RecBole's default budget under-trains it. The harness's epoch defaults are
-NOT changed here; for a fair comparison give it a large ``max_epochs`` (hundreds of
-epochs on ml-latest-small-sized data) and judge early stopping over a long ``patience``
-rather than stopping at the first plateau.
+hours, and RecBole's default budget under-trains it. The registry therefore gives it
+early-stopping ``patience`` 30 (the harness's default is 10) within ``max_epochs`` 200.
+Its training loss sits near the popularity level for the first ~20 epochs and validation
+stays flat; on synthetic-amazon (seed 0) patience 10 stopped it there after 18 epochs
+(test NDCG@10 0.0333, below Pop's 0.0381), while patience 30 let validation climb from
+0.028 to 0.048 (best epoch 59 of 89; test NDCG@10 0.0485).
 """
 
 from __future__ import annotations
