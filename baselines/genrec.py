@@ -31,8 +31,10 @@ CPU budget of the defaults (2 cores; SmolLM2 forward+backward costs ~1 s per 100
 at full depth): ``num_layers=8`` keeps the first 8 of 30 blocks; ``max_seq_length=5``
 titles of history (~70 tokens per window on MovieLens); ``train_windows_per_epoch=1024``
 windows per epoch (a random sample, fresh each epoch); 3 epochs at most with patience 1
-(registry ``train_defaults``); beams = max k of the evaluation (20). Measured timings are
-in the sweep file ``sweeps/genrec.yaml``. Raise ``num_layers`` (0 = all 30),
+(registry ``train_defaults``); beams = max k of the evaluation (20); early stopping
+validates on a fixed sample of 1,000 users (``valid_users``; decoding costs about a second
+per user on one CPU thread; the test ranks for every user). Measured timings are in the
+sweep file ``sweeps/genrec.yaml``. Raise ``num_layers`` (0 = all 30),
 ``train_windows_per_epoch`` (0 = every window) and ``max_epochs`` on a GPU.
 """
 

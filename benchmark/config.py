@@ -49,6 +49,9 @@ class TrainConfig:
     num_nodes: int = 1  # machines; devices * num_nodes processes (SLURM/torchrun launch them, see README)
     strategy: Literal["auto", "ddp"] = "auto"
     deterministic: bool = True
+    # validation (early stopping, sweep objective) on a fixed seeded sample of this many users; 0 = all.
+    # For models whose evaluation is costly (LLM decoding); the test always ranks for every user
+    valid_users: int = 0
     # test protocol (benchmark/evaluation.py); validation is always full ranking, accuracy only
     eval_protocol: Literal["full", "sampled"] = "full"
     eval_negatives: int = 100  # sampled protocol: negatives per test user

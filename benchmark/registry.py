@@ -59,7 +59,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("freedom", FREEDOM, FREEDOMConfig(), "FREEDOM: frozen item-item kNN graph from item features + degree-pruned user-item graph (Zhou & Shen 2023)"),
         ModelSpec("ips-mf", IPSMF, IPSMFConfig(), "IPS-MF: BPR-MF with clipped, self-normalised inverse item-popularity propensity weights (Saito 2020)"),
         # LLM baselines on a CPU budget: few epochs of capped windows (docstrings of baselines/genrec.py, p5.py)
-        ModelSpec("genrec", GenRec, GenRecConfig(), "GenRec: LoRA LLM generates the next item's title from the history's titles, beam search constrained to the catalogue (Ji et al. 2024)", {"max_epochs": 3, "patience": 1}),
+        ModelSpec("genrec", GenRec, GenRecConfig(), "GenRec: LoRA LLM generates the next item's title from the history's titles, beam search constrained to the catalogue (Ji et al. 2024)", {"max_epochs": 3, "patience": 1, "valid_users": 1000}),
         ModelSpec("p5", P5, P5Config(), "P5: items as new LLM tokens (random numbering), LoRA, whole-item generation of the next item token (Geng et al. 2022)", {"max_epochs": 5, "patience": 2}),
         ModelSpec("llm4rec", LLM4Rec, LLM4RecConfig(), "LLM4Rec (Ma et al. 2025): LLM over fused multimodal item soft tokens, RAG, debiasing, explanations, adaptation", LLM4REC_TRAIN),
         *(

@@ -97,6 +97,11 @@ def resolve(model: str, data: str, overrides: dict[str, Any], *, seed: int = 0, 
     train = configs[TrainConfig]
     if 10 not in train.ks:
         raise BenchmarkError(f"ks must include 10 (early stopping monitors {MONITOR}); got {train.ks}")
+    for key in ("valid_users", "patience"):
+        if getattr(train, key) < 0:
+            raise BenchmarkError(f"{key} must be >= 0, got {getattr(train, key)}")
+    if train.max_epochs < 1:
+        raise BenchmarkError(f"max_epochs must be >= 1, got {train.max_epochs}")
     return RunConfig(model, data, raw_dir, seed, configs[DataConfig], train, configs[type(spec.config)])
 
 
@@ -324,7 +329,10 @@ def run(cfg: RunConfig, out_dir: str | Path = ".", *, progress: bool = True, tag
     model = build_model(cfg, data, progress=progress)
     model.attach_evaluator(Evaluator(data.n_items, ks=tuple(cfg.train_config.ks)))
     train = cfg.train_config
-    dm = RecDataModule(data, model.batch_spec(), eval_batch_size=train.eval_batch_size, seed=cfg.seed, num_workers=train.num_workers)
+    dm = RecDataModule(
+        data, model.batch_spec(), eval_batch_size=train.eval_batch_size, seed=cfg.seed, num_workers=train.num_workers,
+        valid_users=train.valid_users,
+    )  # fmt: skip
 
     run_id = new_run_id(cfg)
     run_dir = Path(out_dir) / "runs" / run_id

@@ -302,7 +302,10 @@ def fit_validate(cfg: RunConfig, *, callbacks: list[Any] = (), progress: bool = 
     data = load_dataset(cfg.data, cfg.data_config, cfg.raw_dir)
     model = build_model(cfg, data, progress=progress)
     model.attach_evaluator(Evaluator(data.n_items, ks=tuple(train.ks)))
-    dm = RecDataModule(data, model.batch_spec(), eval_batch_size=train.eval_batch_size, seed=cfg.seed, num_workers=train.num_workers)
+    dm = RecDataModule(
+        data, model.batch_spec(), eval_batch_size=train.eval_batch_size, seed=cfg.seed, num_workers=train.num_workers,
+        valid_users=train.valid_users,
+    )  # fmt: skip
     curve = _validation_curve_callback()
     stop = EarlyStopping(monitor=f"valid/{MONITOR}", mode="max", patience=train.patience)
     trainer = _trainer(train, max_epochs=train.max_epochs, callbacks=[stop, curve, *callbacks], logger=False, progress=progress)

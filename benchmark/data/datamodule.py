@@ -217,8 +217,16 @@ def _relevant(held_out: Interactions, seen: CSR, n_users: int, n_items: int) -> 
 class RecDataModule(L.LightningDataModule):
     """Serves training batches of the kind the model asks for, and evaluation batches."""
 
-    def __init__(self, data: PreparedData, spec: BatchSpec, *, eval_batch_size: int = 1024, seed: int = 0, num_workers: int = 0) -> None:
+    def __init__(
+        self, data: PreparedData, spec: BatchSpec, *, eval_batch_size: int = 1024, seed: int = 0, num_workers: int = 0,
+        valid_users: int = 0,
+    ) -> None:
+        """``valid_users`` > 0: validation (early stopping, sweeps) ranks for a fixed seeded sample of
+        that many validation users instead of all of them (for models whose evaluation is costly,
+        e.g. LLM decoding); the test set always holds every user."""
         super().__init__()
+        if valid_users < 0:
+            raise ValueError(f"valid_users must be >= 0, got {valid_users}")
         self.data, self.spec = data, spec
         self.eval_batch_size, self.seed, self.num_workers = eval_batch_size, seed, num_workers
         n_users, n_items = data.n_users, data.n_items
@@ -229,6 +237,9 @@ class RecDataModule(L.LightningDataModule):
         length = spec.history_length
         self.valid_set = EvalDataset(train_csr, train_csr, _relevant(data.valid, train_csr, n_users, n_items), n_items, length)
         self.test_set = EvalDataset(before_test_csr, before_test_csr, _relevant(data.test, before_test_csr, n_users, n_items), n_items, length)
+        if 0 < valid_users < len(self.valid_set):
+            sample = np.random.default_rng([seed, 23]).choice(len(self.valid_set), valid_users, replace=False)
+            self.valid_set.users = self.valid_set.users[np.sort(sample)]
         self._train_set: Dataset | None = None
 
     @property

@@ -41,3 +41,11 @@ def test_config_file(tmp_path: Path) -> None:
     path.write_text("- a\n- b\n")
     with pytest.raises(BenchmarkError, match="flat mapping"):
         load_config_file(path)
+
+
+@pytest.mark.parametrize("item", ["valid_users=-1", "patience=-2", "max_epochs=0"])
+def test_resolve_rejects_out_of_range_loop_settings(item: str) -> None:
+    from benchmark.runner import resolve
+
+    with pytest.raises(BenchmarkError, match=item.split("=")[0]):
+        resolve("pop", "synthetic-ml", parse_set_options([item]))

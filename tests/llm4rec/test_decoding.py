@@ -111,10 +111,11 @@ def test_trie_rejects_ambiguous_catalogues() -> None:
 CATALOGUE = [[3, 4, 9], [3, 5, 9], [3, 5, 6, 9], [7, 9], [8, 4, 4, 9], [8, 4, 5, 9], [2, 9], [3, 4, 6, 9]]
 
 
-def test_exhaustive_beam_equals_brute_force_scores() -> None:
+@pytest.mark.parametrize("max_chain", [1, 2, 100])
+def test_exhaustive_beam_equals_brute_force_scores(max_chain: int) -> None:
     lm, trie = tiny_lm(0), CatalogueTrie(CATALOGUE)
     prompts, exclude = [[1, 10, 11], [12]], [{1, 6}, set()]
-    result = constrained_beam_search(lm, trie, len(CATALOGUE), prompts=prompts, exclude=exclude)
+    result = constrained_beam_search(lm, trie, len(CATALOGUE), prompts=prompts, exclude=exclude, max_chain=max_chain)
     for row, (prompt, excluded) in enumerate(zip(prompts, exclude)):
         expected = brute_force(lm, prompt, trie, excluded)
         ranked = sorted(expected, key=lambda i: (-expected[i], i))
@@ -170,6 +171,25 @@ def test_bad_arguments_are_rejected() -> None:
         constrained_beam_search(lm, trie, 2, prompts=[[1]], exclude=[{8}])
     with pytest.raises(ValueError, match="left-padded"):
         constrained_beam_search(lm, trie, 2, inputs_embeds=torch.zeros(1, 2, 16), attention_mask=torch.tensor([[1, 0]]))
+    with pytest.raises(ValueError, match="max_chain"):
+        constrained_beam_search(lm, trie, 2, prompts=[[1]], max_chain=0)
+
+
+def test_shared_key_value_heads_give_the_same_result_and_restore_the_environment(monkeypatch) -> None:
+    import contextlib
+    import os
+
+    import llm4rec.decoding as decoding
+
+    lm, trie = tiny_lm(4), CatalogueTrie(CATALOGUE)  # 2 query heads share 1 key/value head
+    prompts, exclude = [[1, 10, 11], [12], [3, 4]], [{2}, set(), {0, 5}]
+    monkeypatch.delenv(decoding._FORCE_GQA, raising=False)
+    shared = constrained_beam_search(lm, trie, 3, prompts=prompts, exclude=exclude, num_beams=4)
+    assert decoding._FORCE_GQA not in os.environ
+    monkeypatch.setattr(decoding, "_sdpa_gqa", lambda device: contextlib.nullcontext())
+    copied = constrained_beam_search(lm, trie, 3, prompts=prompts, exclude=exclude, num_beams=4)
+    assert torch.equal(shared.items, copied.items)
+    torch.testing.assert_close(shared.scores, copied.scores, atol=1e-5, rtol=0)
 
 
 @settings(max_examples=25, deadline=None)
@@ -178,14 +198,15 @@ def test_bad_arguments_are_rejected() -> None:
     catalogue=st.lists(st.lists(st.integers(1, VOCAB - 2), min_size=1, max_size=4), min_size=1, max_size=12),
     k=st.integers(1, 6),
     extra_beams=st.integers(0, 3),
+    max_chain=st.sampled_from([1, 2, 3, 100]),
     data=st.data(),
 )
-def test_returns_only_admissible_catalogue_items(seed, catalogue, k, extra_beams, data) -> None:
+def test_returns_only_admissible_catalogue_items(seed, catalogue, k, extra_beams, max_chain, data) -> None:
     seqs = [list(s) + [VOCAB - 1] for s in dict.fromkeys(map(tuple, catalogue))]  # unique, terminated: prefix-free
     trie, lm = CatalogueTrie(seqs), tiny_lm(seed)
     n = len(seqs)
     exclude = [set(data.draw(st.lists(st.integers(0, n - 1), max_size=n))) for _ in range(2)]
-    result = constrained_beam_search(lm, trie, k, prompts=[[1, 2], [3]], exclude=exclude, num_beams=k + extra_beams)
+    result = constrained_beam_search(lm, trie, k, prompts=[[1, 2], [3]], exclude=exclude, num_beams=k + extra_beams, max_chain=max_chain)
     assert result.items.shape == (2, k) and result.items.dtype == torch.long
     for row in range(2):
         items = result.items[row].tolist()

@@ -96,3 +96,24 @@ def test_train_shards_are_complete_with_equal_batch_counts_and_reshuffle_per_epo
     assert sorted(np.concatenate(first).tolist()) == list(range(101))  # nothing dropped or repeated
     samplers[0].set_epoch(1)
     assert not np.array_equal(np.concatenate([idx for _, _, idx in samplers[0]]), first[0])
+
+
+def test_valid_users_samples_validation_only_fixed_per_seed(data) -> None:
+    spec = BatchSpec("pairwise", 64)
+    full = RecDataModule(data, spec)
+    n_valid, n_test = len(full.valid_set), len(full.test_set)
+    assert n_valid > 10
+
+    def users(dm: RecDataModule, loader: str) -> list[int]:
+        return [u for b in getattr(dm, loader)() for u in b["users"].tolist()]
+
+    sampled = RecDataModule(data, spec, seed=3, valid_users=10)
+    chosen = users(sampled, "val_dataloader")
+    assert len(chosen) == len(set(chosen)) == 10
+    assert set(chosen) <= set(users(full, "val_dataloader"))
+    assert len(users(sampled, "test_dataloader")) == n_test  # the test keeps every user
+    assert users(RecDataModule(data, spec, seed=3, valid_users=10), "val_dataloader") == chosen
+    assert users(RecDataModule(data, spec, seed=4, valid_users=10), "val_dataloader") != chosen
+    assert len(users(RecDataModule(data, spec, valid_users=n_valid + 5), "val_dataloader")) == n_valid
+    with pytest.raises(ValueError, match="valid_users"):
+        RecDataModule(data, spec, valid_users=-1)
