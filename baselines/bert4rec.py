@@ -36,7 +36,9 @@ early-stopping ``patience`` 30 (the harness's default is 10) within ``max_epochs
 Its training loss sits near the popularity level for the first ~20 epochs and validation
 stays flat; on synthetic-amazon (seed 0) patience 10 stopped it there after 18 epochs
 (test NDCG@10 0.0333, below Pop's 0.0381), while patience 30 let validation climb from
-0.028 to 0.048 (best epoch 59 of 89; test NDCG@10 0.0485).
+0.028 to 0.048 (best epoch 59 of 89; test NDCG@10 0.0485). On ml-latest-small (3 seeds)
+test NDCG@10 went from 0.0222 ± 0.0011 (patience 10) to 0.0259 ± 0.0052 (patience 30;
+98-113 epochs), against RecBole 1.2.1's 0.0187.
 """
 
 from __future__ import annotations
