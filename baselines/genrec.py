@@ -42,8 +42,8 @@ far below Pop's (seed 0, one shared CPU thread, session 5). On ml-latest-small, 
 (3,072 windows, 38 min) gave validation NDCG@10 0.0000 / 0.0007 / 0.0008 and test NDCG@10
 0.0015 (Pop 0.0188); its top-10 lists covered about 82 of 9,724 items. On synthetic-amazon
 (``--set max_epochs=2 valid_users=500``) test NDCG@10 was 0.0058 (Pop 0.0381). The
-token-level training loss was still falling (ml-latest-small: 3.8 after epoch 1, 3.3 after epoch 3). Decoding ran
-at 0.7-0.8 s per user.
+token-level training loss was still falling (ml-latest-small: 3.8 after epoch 1, 3.3
+after epoch 3). Decoding ran at 0.7-0.8 s per user.
 """
 
 from __future__ import annotations
