@@ -35,6 +35,7 @@ Design choices, CPU budget and measurements: llm4rec/README.md.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -109,6 +110,12 @@ class LLM4RecConfig:
     center_items: bool = True
     """Subtract the catalogue's mean fused vector (llm4rec/fusion.py: uncentred item vectors
     collapse to one shared direction and the soft tokens become indistinguishable)."""
+    cosine_scores: bool = False
+    """Score by the cosine of user and item vectors times a learned scale (initially
+    1 / ``score_temperature``) instead of their dot product (llm4rec/README.md: a lead, off
+    by default until measured over seeds)."""
+    score_temperature: float = 0.1
+    """Initial temperature of the cosine scores (the scale is learned from there)."""
     # --- module 2: retrieval ----------------------------------------------------------------
     rag: bool = True
     """Retrieval-augmented context (off: the llm4rec-no-rag ablation)."""
@@ -225,8 +232,9 @@ def _check(config: LLM4RecConfig) -> None:
     for name in ("adversarial_weight", "parity_weight", "explain_weight", "generative_weight", "lr", "backbone_lr", "weight_decay"):
         if getattr(config, name) < 0:
             raise BenchmarkError(f"llm4rec: {name} must be >= 0, got {getattr(config, name)}")
-    if config.rag_temperature <= 0:
-        raise BenchmarkError(f"llm4rec: rag_temperature must be > 0, got {config.rag_temperature}")
+    for name in ("rag_temperature", "score_temperature"):
+        if getattr(config, name) <= 0:
+            raise BenchmarkError(f"llm4rec: {name} must be > 0, got {getattr(config, name)}")
     if not 0 <= config.dropout < 1:
         raise BenchmarkError(f"llm4rec: dropout must lie in [0, 1), got {config.dropout}")
 
@@ -295,6 +303,8 @@ class LLM4Rec(RecModule):
         nn.init.normal_(self.user_out.weight, std=0.01)
         nn.init.zeros_(self.user_out.bias)
         self.token_dropout = nn.Dropout(config.dropout)
+        # log of the cosine scores' scale: learned, positive by construction
+        self.log_scale = nn.Parameter(torch.tensor(-math.log(config.score_temperature))) if config.cosine_scores else None
         # the prior P(S) of the adversarial term: the groups' share of training interactions
         prior = torch.as_tensor(np.bincount(groups[train_items], minlength=config.popularity_groups) if len(train_items) else np.ones(config.popularity_groups), dtype=torch.float64)
         self.adversary = (
@@ -491,7 +501,15 @@ class LLM4Rec(RecModule):
         """User vectors in item space [B, L, dim]: the state after each history position."""
         embeds, mask, positions = self._prompt(seq, fused)
         hidden = self._run(embeds, mask, self.depth)
-        return self.user_out(hidden[:, positions])
+        states = self.user_out(hidden[:, positions])
+        if self.log_scale is not None:
+            states = F.normalize(states, dim=-1) * self.log_scale.exp()
+        return states
+
+    def scoring_table(self, fused: torch.Tensor) -> torch.Tensor:
+        """Item vectors that user states are scored against: the fused table, unit-length
+        under ``cosine_scores`` (the scale then sits on the user side)."""
+        return F.normalize(fused, dim=-1) if self.log_scale is not None else fused
 
     # --- training -------------------------------------------------------------------------------
     def propensity(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -516,15 +534,16 @@ class LLM4Rec(RecModule):
         users = batch["users"][rows[:, 0]]
         weight = batch["weights"][:, -length:][has].float() if "weights" in batch else torch.ones_like(target, dtype=torch.float32)
 
+        table = self.scoring_table(fused)
         if cfg.num_negatives:  # shared uniform negatives; a negative equal to the row's target is masked
             negatives = torch.randint(0, self.n_items, (cfg.num_negatives,), device=target.device)
-            positive = (user_vec * fused[target]).sum(-1, keepdim=True)
-            sampled = user_vec @ fused[negatives].T
+            positive = (user_vec * table[target]).sum(-1, keepdim=True)
+            sampled = user_vec @ table[negatives].T
             logits = torch.cat([positive, sampled.masked_fill(negatives.unsqueeze(0) == target.unsqueeze(1), float("-inf"))], dim=1)
             ce = F.cross_entropy(logits, torch.zeros_like(target), reduction="none")
             parity_scores, parity_head = sampled, self.is_head[negatives]
         else:
-            logits = user_vec @ fused.T
+            logits = user_vec @ table.T
             ce = F.cross_entropy(logits, target, reduction="none")
             parity_scores, parity_head = logits, self.is_head
         logs: dict[str, torch.Tensor] = {}
@@ -684,7 +703,7 @@ class LLM4Rec(RecModule):
     def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         fused = self.item_table()
         history = batch["history"][:, -self.config.max_seq_length :]
-        return self.user_states(history, fused)[:, -1] @ fused.T
+        return self.user_states(history, fused)[:, -1] @ self.scoring_table(fused).T
 
     # --- module 5 -----------------------------------------------------------------------------
     def adaptation_parameters(self) -> list[nn.Parameter]:

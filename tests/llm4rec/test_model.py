@@ -1,4 +1,5 @@
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -109,6 +110,33 @@ def test_sampled_negatives_loss_runs_and_learns() -> None:
     assert np.isfinite(losses).all() and losses[-1] < losses[0]
 
 
+def test_cosine_scores_are_scaled_cosines_and_learn() -> None:
+    """cosine_scores: score(u, i) = exp(log_scale) * cos(user state, fused item), the scale
+    starting at 1 / score_temperature; training and evaluation score the same way."""
+    config = dataclasses.replace(CONFIG, cosine_scores=True, score_temperature=0.2, explain=False, debias=False)
+    model = _model(config).eval()
+    assert math.exp(model.log_scale.item()) == pytest.approx(5.0)
+    train_batch = sequential_batches(cycle_sequences(), N_ITEMS, 8, 4)[0]
+    with torch.no_grad():
+        loss = model.training_step(train_batch, 1)
+        states = model.user_states(train_batch["input_seq"], model.fusion())
+    has = train_batch["target_seq"] != N_ITEMS
+    torch.testing.assert_close(loss, F.cross_entropy(states[has] @ F.normalize(model.fusion(), dim=-1).T, train_batch["target_seq"][has]))
+    batch = eval_batch([0, 1], [[1, 2, 3], [5]], N_ITEMS, CONFIG.max_seq_length)
+    scores = eval_scores(model, batch)
+    with torch.no_grad():
+        fused = model.item_table()
+        raw = model.user_out(model._run(*model._prompt(batch["history"][:, -config.max_seq_length :], fused)[:2], model.depth))[:, -1]
+    expected = 5.0 * F.normalize(raw, dim=-1) @ F.normalize(fused, dim=-1).T
+    torch.testing.assert_close(scores, expected, rtol=1e-4, atol=1e-4)
+    assert scores.abs().max() <= 5.0 + 1e-4
+
+    model = _model(config)
+    losses = fit(model, sequential_batches(cycle_sequences(), N_ITEMS, 8, 16), epochs=8)
+    assert losses[-1] < 0.5 * losses[0]
+    assert math.exp(model.log_scale.item()) != pytest.approx(5.0)  # the scale is trained
+
+
 def test_history_titles_interleave_text_before_each_soft_token() -> None:
     model = _model(dataclasses.replace(CONFIG, history_titles=True, title_tokens=4, explain=False)).eval()
     seq = torch.tensor([[12, 3, 4]])
@@ -187,7 +215,8 @@ def test_explanations_train_and_report(tiny_ml) -> None:
 
 def test_bad_configs_are_clear_errors() -> None:
     for change, message in (({"max_seq_length": 0}, "max_seq_length"), ({"rag_temperature": 0.0}, "rag_temperature"),
-                            ({"dropout": 1.0}, "dropout"), ({"parity_weight": -1.0}, "parity_weight")):  # fmt: skip
+                            ({"dropout": 1.0}, "dropout"), ({"parity_weight": -1.0}, "parity_weight"),
+                            ({"score_temperature": 0.0}, "score_temperature")):  # fmt: skip
         with pytest.raises(BenchmarkError, match=message):
             _model(dataclasses.replace(CONFIG, **change))
 
