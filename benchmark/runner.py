@@ -320,6 +320,7 @@ def run(cfg: RunConfig, out_dir: str | Path = ".", *, progress: bool = True, tag
     ``tags`` (e.g. ``{"sweep": study}`` for a sweep's re-runs) go into the record as ``tags``.
     """
     started = dt.datetime.now(dt.timezone.utc)
+    code = code_version()  # the code that runs: the working tree may change during a long run
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.train_config.protocol == "streaming":
         from benchmark.streaming import check_streaming
@@ -399,7 +400,7 @@ def run(cfg: RunConfig, out_dir: str | Path = ".", *, progress: bool = True, tag
         "config": cfg.resolved(),
         "config_hash": cfg.hash,
         "seed": cfg.seed,
-        "code": code_version(),
+        "code": code,
         "packages": package_versions(),
         "hardware": hardware(),
         "metrics": {"valid": valid, "test": test},

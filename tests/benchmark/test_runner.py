@@ -44,6 +44,24 @@ def test_run_writes_a_complete_record(tiny_ml: Path, tmp_path: Path, capsys: pyt
     assert flat["ndcg@10"] == record["metrics"]["test"]["ndcg@10"] and "valid/ndcg@10" in flat
 
 
+def test_record_names_the_code_at_the_start_of_the_run(tiny_ml: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commit made while a run trains must not be credited with that run."""
+    import benchmark.runner as runner
+
+    tree = {"git_sha": "a" * 40, "dirty": False, "version": "x"}
+    build = runner.build_model
+
+    def build_then_commit(*args, **kwargs):  # the working tree changes once the model is built
+        model = build(*args, **kwargs)
+        tree.update(git_sha="b" * 40, dirty=True)
+        return model
+
+    monkeypatch.setattr(runner, "code_version", lambda: dict(tree))
+    monkeypatch.setattr(runner, "build_model", build_then_commit)
+    record = _run(tiny_ml, tmp_path / "out", "pop")
+    assert record["code"] == {"git_sha": "a" * 40, "dirty": False, "version": "x"}
+
+
 def test_same_seed_gives_identical_metrics(tiny_ml: Path, tmp_path: Path) -> None:
     first = _run(tiny_ml, tmp_path / "a", "sasrec", "--max-epochs", "2", "--set", "max_seq_length=10")
     second = _run(tiny_ml, tmp_path / "b", "sasrec", "--max-epochs", "2", "--set", "max_seq_length=10")
