@@ -110,10 +110,10 @@ class LLM4RecConfig:
     center_items: bool = True
     """Subtract the catalogue's mean fused vector (llm4rec/fusion.py: uncentred item vectors
     collapse to one shared direction and the soft tokens become indistinguishable)."""
-    cosine_scores: bool = False
+    cosine_scores: bool = True
     """Score by the cosine of user and item vectors times a learned scale (initially
-    1 / ``score_temperature``) instead of their dot product (llm4rec/README.md: a lead, off
-    by default until measured over seeds)."""
+    1 / ``score_temperature``); off: their dot product (llm4rec/README.md: cosine scores
+    raised test NDCG@10 on every one of 3 seeds on both datasets)."""
     score_temperature: float = 0.1
     """Initial temperature of the cosine scores (the scale is learned from there)."""
     # --- module 2: retrieval ----------------------------------------------------------------

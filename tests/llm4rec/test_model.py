@@ -78,10 +78,11 @@ def test_state_dict_round_trip_keeps_only_trained_weights(trained, tmp_path) -> 
         _model().load_state_dict(broken)
 
 
-def test_loss_is_the_weighted_ranking_loss() -> None:
+@pytest.mark.parametrize("cosine_scores", [True, False])
+def test_loss_is_the_weighted_ranking_loss(cosine_scores: bool) -> None:
     """With every extra term off, the loss is sum(w * CE) / sum(w) over the window's targets;
-    IPS multiplies w by clipped, self-normalised inverse propensities."""
-    config = dataclasses.replace(CONFIG, explain=False, debias=False, rag=False)
+    IPS multiplies w by clipped, self-normalised inverse propensities. Both scoring modes."""
+    config = dataclasses.replace(CONFIG, explain=False, debias=False, rag=False, cosine_scores=cosine_scores)
     model = _model(config).eval()
     batch = sequential_batches(cycle_sequences(), N_ITEMS, 8, 4)[0]
     batch["weights"] = torch.rand(batch["target_seq"].shape)
@@ -90,7 +91,8 @@ def test_loss_is_the_weighted_ranking_loss() -> None:
         fused = model.fusion()
         states = model.user_states(batch["input_seq"], fused)
     has = batch["target_seq"] != N_ITEMS
-    ce = F.cross_entropy(states[has] @ fused.T, batch["target_seq"][has], reduction="none")
+    items = F.normalize(fused, dim=-1) if cosine_scores else fused  # cosine: the scale is in the user state
+    ce = F.cross_entropy(states[has] @ items.T, batch["target_seq"][has], reduction="none")
     w = batch["weights"][has]
     torch.testing.assert_close(loss, (w * ce).sum() / w.sum())
 
