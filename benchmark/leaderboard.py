@@ -18,6 +18,8 @@ replaced atomically; its name comes from the dataset registry, never from the su
 ``python -m benchmark leaderboard render`` writes ``README.md`` (one Markdown table per
 dataset) and ``index.html`` (one tab per dataset, click a header to sort; no external
 assets; data embedded as escaped JSON and put into the page with ``textContent`` only).
+``python -m benchmark leaderboard remove --data D --model NAME [--id PREFIX]`` withdraws one
+entry (exactly one must match), under the same lock.
 """
 
 from __future__ import annotations
@@ -446,6 +448,49 @@ def submit(
     return {"entry": entry, "notes": notes}
 
 
+def _describe(entry: dict[str, Any]) -> str:
+    ndcg = (entry.get("metrics") or {}).get(SORT_METRIC)
+    score = f"{ndcg:.4f}" if isinstance(ndcg, (int, float)) and not isinstance(ndcg, bool) else "-"
+    return (f"{entry.get('model')!s} by {', '.join(map(str, entry.get('authors', [])))} ({entry.get('date')}, "
+            f"{SORT_METRIC} {score}, id {str(entry.get('predictions_sha256', ''))[:12]})")  # fmt: skip
+
+
+def remove(dataset: str, *, model: str | None = None, entry_id: str | None = None, directory: str | Path = DEFAULT_DIR) -> dict[str, Any]:
+    """Remove one entry from ``<directory>/<dataset>.json`` and return it.
+
+    ``model`` matches the model name (case-insensitive); ``entry_id`` is a prefix (>= 8 hex digits) of the
+    entry's ``predictions_sha256``. Exactly one entry must match both given selectors: a withdrawal never
+    takes more than the maintainer meant. The pages are not re-rendered (as after ``submit``)."""
+    spec = get_dataset(dataset)
+    if model is None and entry_id is None:
+        raise BenchmarkError("say which entry to remove: --model NAME and/or --id PREFIX (of its predictions_sha256)")
+    if entry_id is not None and not re.fullmatch(r"[0-9a-f]{8,64}", entry_id):
+        raise BenchmarkError(f"--id {entry_id!r}: expected 8 to 64 lowercase hex digits of the entry's predictions_sha256")
+    directory = Path(directory)
+    path = board_path(directory, spec.name)
+    if not path.is_file():
+        raise BenchmarkError(f"{path} not found: {spec.name} has no leaderboard file in {directory}")
+
+    def matches(entry: dict[str, Any]) -> bool:
+        return (model is None or str(entry.get("model", "")).casefold() == model.casefold()) and (
+            entry_id is None or str(entry.get("predictions_sha256", "")).startswith(entry_id)
+        )
+
+    with _locked(directory):
+        board = load_board(directory, spec.name)
+        found = [e for e in board["entries"] if matches(e)]
+        if len(found) != 1:
+            listing = "".join(f"\n  {_describe(e)}" for e in (found or board["entries"]))
+            what = "matches" if found else "entries on the board"
+            raise BenchmarkError(
+                f"{len(found)} entries of {spec.name} match; expected exactly one (add --id to choose). Nothing was removed. "
+                f"The {what}:{listing or ' none'}"
+            )
+        board["entries"] = [e for e in board["entries"] if e is not found[0]]
+        _atomic_write_text(path, json.dumps(board, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    return found[0]
+
+
 def _rank_key(entry: dict[str, Any]) -> tuple[float, str, str]:
     value = (entry.get("metrics") or {}).get(SORT_METRIC)
     score = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else -math.inf
@@ -747,6 +792,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     text = "write README.md (one table per dataset) and index.html (sortable tables, one tab per dataset) from the leaderboard files"
     render_parser = board_commands.add_parser("render", help=text, description=text)
     render_parser.add_argument("--dir", default=DEFAULT_DIR, metavar="DIR", help=f"folder with <dataset>.json; the pages are written there (default: ./{DEFAULT_DIR})")
+    text = "withdraw one entry from <dir>/D.json (exactly one must match); then run `leaderboard render`"
+    remove_parser = board_commands.add_parser("remove", help=text, description=text)
+    remove_parser.add_argument("--data", required=True, choices=real_datasets(), help="dataset of the leaderboard")
+    remove_parser.add_argument("--model", metavar="NAME", help="model name of the entry (case-insensitive)")
+    remove_parser.add_argument("--id", dest="entry_id", metavar="PREFIX", help="first 8+ hex digits of the entry's predictions_sha256 (listed when --model matches several)")
+    remove_parser.add_argument("--dir", default=DEFAULT_DIR, metavar="DIR", help=f"folder with <dataset>.json (default: ./{DEFAULT_DIR})")
 
 
 def cmd_submit(args: argparse.Namespace) -> None:
@@ -764,6 +815,10 @@ def cmd_submit(args: argparse.Namespace) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> None:
+    if args.leaderboard_command == "remove":
+        entry = remove(args.data, model=args.model, entry_id=args.entry_id, directory=args.dir)
+        print(f"removed from {board_path(args.dir, args.data)}: {_describe(entry)}; `python -m benchmark leaderboard render` updates the pages")
+        return
     counts = render(args.dir)
     print(f"wrote {Path(args.dir) / 'README.md'} and {Path(args.dir) / 'index.html'}: "
           + ", ".join(f"{name} {n} entr{'y' if n == 1 else 'ies'}" for name, n in counts.items()))  # fmt: skip

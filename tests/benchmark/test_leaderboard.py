@@ -274,7 +274,9 @@ def test_synthetic_data_and_oversize_files_are_refused(data, pop_file: Path, ml_
     assert not board_dir.exists()
 
 
-@pytest.mark.parametrize("argv, expected", [(["submit"], "--leaderboard-dir"), (["leaderboard", "render"], "--dir DIR")])
+@pytest.mark.parametrize(
+    "argv, expected", [(["submit"], "--leaderboard-dir"), (["leaderboard", "render"], "--dir DIR"), (["leaderboard", "remove"], "--id PREFIX")]
+)
 def test_commands_have_help(argv: list[str], expected: str, capsys) -> None:
     with pytest.raises(SystemExit) as info:
         main([*argv, "--help"])
@@ -348,6 +350,36 @@ def test_render_refuses_a_corrupt_board(tmp_path: Path, capsys) -> None:
     (tmp_path / f"{DATASET}.json").write_text('{"dataset": "yelp", "entries": []}')
     _refused(["leaderboard", "render", "--dir", str(tmp_path)], capsys, "is not a leaderboard file of ml-latest-small")
     _refused(["leaderboard", "render", "--dir", str(tmp_path / "missing")], capsys, "leaderboard folder")
+
+
+def test_remove_takes_exactly_one_matching_entry(tmp_path: Path, capsys) -> None:
+    entries = [
+        _entry("alpha", 0.20, 0.60, predictions_sha256="a1" * 32),
+        _entry("Alpha", 0.22, 0.61, predictions_sha256="b2" * 32, date="2026-02-03"),
+        _entry("Zeta", 0.30, 0.50, predictions_sha256="c3" * 32),
+    ]
+    (tmp_path / f"{DATASET}.json").write_text(json.dumps({"dataset": DATASET, "schema": 1, "entries": entries}))
+
+    def models() -> list[str]:
+        return [e["model"] for e in json.loads((tmp_path / f"{DATASET}.json").read_text())["entries"]]
+
+    # two entries are named alpha (case-insensitive): refused, both listed with their ids
+    err = _refused(["leaderboard", "remove", "--data", DATASET, "--model", "ALPHA", "--dir", str(tmp_path)], capsys, "2 entries", "Nothing was removed")
+    assert "id a1a1a1a1a1a1" in err and "id b2b2b2b2b2b2" in err and "Zeta" not in err
+    assert models() == ["alpha", "Alpha", "Zeta"]
+    # no match lists the board; a short or non-hex id is refused before reading anything
+    assert "Zeta" in _refused(["leaderboard", "remove", "--data", DATASET, "--model", "omega", "--dir", str(tmp_path)], capsys, "0 entries")
+    _refused(["leaderboard", "remove", "--data", DATASET, "--id", "b2b2", "--dir", str(tmp_path)], capsys, "8 to 64")
+    _refused(["leaderboard", "remove", "--data", DATASET, "--dir", str(tmp_path)], capsys, "say which entry")
+    _refused(["leaderboard", "remove", "--data", "yelp", "--model", "alpha", "--dir", str(tmp_path)], capsys, "not found")
+    # model and id together pick one
+    assert main(["leaderboard", "remove", "--data", DATASET, "--model", "alpha", "--id", "b2b2b2b2", "--dir", str(tmp_path)]) == 0
+    assert "removed from" in capsys.readouterr().out
+    assert models() == ["alpha", "Zeta"]
+    assert leaderboard.remove(DATASET, model="zeta", directory=tmp_path)["metrics"]["ndcg@10"] == 0.30
+    assert models() == ["alpha"]
+    leaderboard.render(tmp_path)  # the pages follow the file
+    assert "Zeta" not in (tmp_path / "README.md").read_text() and "alpha" in (tmp_path / "README.md").read_text()
 
 
 # --- the page in a real browser ------------------------------------------------------------
