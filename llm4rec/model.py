@@ -116,6 +116,10 @@ class LLM4RecConfig:
     raised test NDCG@10 on every one of 3 seeds on both datasets)."""
     score_temperature: float = 0.1
     """Initial temperature of the cosine scores (the scale is learned from there)."""
+    item_bias: bool = False
+    """Add a learned per-item bias to every score (zero at the start). Unit-length cosine
+    scores carry no item prior, while a dot product can learn popularity in the item norms;
+    the bias gives it back explicitly, trained under the same IPS weights as the rest."""
     # --- module 2: retrieval ----------------------------------------------------------------
     rag: bool = True
     """Retrieval-augmented context (off: the llm4rec-no-rag ablation)."""
@@ -305,6 +309,7 @@ class LLM4Rec(RecModule):
         self.token_dropout = nn.Dropout(config.dropout)
         # log of the cosine scores' scale: learned, positive by construction
         self.log_scale = nn.Parameter(torch.tensor(-math.log(config.score_temperature))) if config.cosine_scores else None
+        self.item_bias = nn.Parameter(torch.zeros(n_items)) if config.item_bias else None
         # the prior P(S) of the adversarial term: the groups' share of training interactions
         prior = torch.as_tensor(np.bincount(groups[train_items], minlength=config.popularity_groups) if len(train_items) else np.ones(config.popularity_groups), dtype=torch.float64)
         self.adversary = (
@@ -511,6 +516,10 @@ class LLM4Rec(RecModule):
         under ``cosine_scores`` (the scale then sits on the user side)."""
         return F.normalize(fused, dim=-1) if self.log_scale is not None else fused
 
+    def _add_bias(self, scores: torch.Tensor) -> torch.Tensor:
+        """scores [B, n_items] plus the learned item bias (``item_bias``), else unchanged."""
+        return scores + self.item_bias if self.item_bias is not None else scores
+
     # --- training -------------------------------------------------------------------------------
     def propensity(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """e(u, i) of observed pairs under the configured propensity model."""
@@ -539,11 +548,13 @@ class LLM4Rec(RecModule):
             negatives = torch.randint(0, self.n_items, (cfg.num_negatives,), device=target.device)
             positive = (user_vec * table[target]).sum(-1, keepdim=True)
             sampled = user_vec @ table[negatives].T
+            if self.item_bias is not None:
+                positive, sampled = positive + self.item_bias[target].unsqueeze(1), sampled + self.item_bias[negatives]
             logits = torch.cat([positive, sampled.masked_fill(negatives.unsqueeze(0) == target.unsqueeze(1), float("-inf"))], dim=1)
             ce = F.cross_entropy(logits, torch.zeros_like(target), reduction="none")
             parity_scores, parity_head = sampled, self.is_head[negatives]
         else:
-            logits = user_vec @ table.T
+            logits = self._add_bias(user_vec @ table.T)
             ce = F.cross_entropy(logits, target, reduction="none")
             parity_scores, parity_head = logits, self.is_head
         logs: dict[str, torch.Tensor] = {}
@@ -703,7 +714,7 @@ class LLM4Rec(RecModule):
     def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         fused = self.item_table()
         history = batch["history"][:, -self.config.max_seq_length :]
-        return self.user_states(history, fused)[:, -1] @ self.scoring_table(fused).T
+        return self._add_bias(self.user_states(history, fused)[:, -1] @ self.scoring_table(fused).T)
 
     # --- module 5 -----------------------------------------------------------------------------
     def adaptation_parameters(self) -> list[nn.Parameter]:

@@ -139,6 +139,28 @@ def test_cosine_scores_are_scaled_cosines_and_learn() -> None:
     assert math.exp(model.log_scale.item()) != pytest.approx(5.0)  # the scale is trained
 
 
+def test_item_bias_is_added_to_every_score_and_learns_popularity() -> None:
+    """item_bias: score(u, i) = cosine score + b_i, b starting at zero; trained on sequences
+    whose items are drawn independently with item 7 as likely as all others together, b_7
+    becomes the largest bias (slowly: the user states learn popularity too)."""
+    config = dataclasses.replace(CONFIG, item_bias=True, explain=False, debias=False)
+    plain, model = _model(dataclasses.replace(config, item_bias=False)).eval(), _model(config).eval()
+    batch = eval_batch([0, 1], [[1, 2, 3], [5]], N_ITEMS, CONFIG.max_seq_length)
+    torch.testing.assert_close(eval_scores(model, batch), eval_scores(plain, batch))  # zero at the start
+    with torch.no_grad():
+        model.item_bias.copy_(torch.arange(N_ITEMS, dtype=torch.float32))
+    torch.testing.assert_close(eval_scores(model, batch), eval_scores(plain, batch) + torch.arange(N_ITEMS, dtype=torch.float32))
+
+    rng = np.random.default_rng(0)
+    others = [i for i in range(N_ITEMS) if i != 7]
+    sequences = {u: [7 if rng.random() < 0.5 else int(rng.choice(others)) for _ in range(40)] for u in range(N_USERS)}
+    model = _model(dataclasses.replace(config, warmup_steps=0))
+    losses = fit(model, sequential_batches(sequences, N_ITEMS, 8, 16), epochs=30)
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]
+    bias = model.item_bias.detach()
+    assert int(bias.argmax()) == 7 and float(bias[7] - bias[others].max()) > 0.03
+
+
 def test_history_titles_interleave_text_before_each_soft_token() -> None:
     model = _model(dataclasses.replace(CONFIG, history_titles=True, title_tokens=4, explain=False)).eval()
     seq = torch.tensor([[12, 3, 4]])
