@@ -38,10 +38,11 @@ sweep file ``sweeps/genrec.yaml``. Raise ``num_layers`` (0 = all 30),
 ``train_windows_per_epoch`` (0 = every window) and ``max_epochs`` on a GPU.
 
 At this budget GenRec does not learn the catalogue's item distribution; its results are
-far below Pop's (seed 0, one shared CPU thread, session 5). On ml-latest-small, 3 epochs
-(3,072 windows, 38 min) gave validation NDCG@10 0.0000 / 0.0007 / 0.0008 and test NDCG@10
-0.0015 (Pop 0.0188); its top-10 lists covered about 82 of 9,724 items. On synthetic-amazon
-(``--set max_epochs=2 valid_users=500``) test NDCG@10 was 0.0058 (Pop 0.0381). The
+far below Pop's (3 seeds, one shared CPU thread; baselines/README.md). On ml-latest-small
+test NDCG@10 was 0.0015 / 0.0000 / 0.0000 (Pop 0.0188); seed 0's 3 epochs (3,072 windows,
+38 min) gave validation NDCG@10 0.0000 / 0.0007 / 0.0008, and the top-10 lists covered
+about 80 of 9,724 items. On synthetic-amazon (``--set max_epochs=2 valid_users=500``)
+test NDCG@10 was 0.0058 / 0.0091 / 0.0102 (Pop 0.0381). The
 token-level training loss was still falling (ml-latest-small: 3.8 after epoch 1, 3.3
 after epoch 3). Decoding ran at 0.7-0.8 s per user.
 """
