@@ -23,9 +23,12 @@ hence left padding never changes the result.
 Defaults (RecBole's): 2 layers, 2 heads, hidden 64, inner 256, hidden and attention
 dropout 0.2, mask_ratio 0.2, max_seq_length 50 (the length of a masked training
 sequence and of the scoring input, [MASK] included), Adam lr 1e-3, weight_decay 0,
-LayerNorm eps 1e-12, N(0, 0.02) initialisation; batch_size 128 windows. Not
-implemented: RecBole's ``ft_ratio`` (a share of sequences with only the last item
-masked).
+LayerNorm eps 1e-12, N(0, 0.02) initialisation; batch_size 128 windows.
+
+``ft_ratio`` (RecBole's name; the original code's last-item-masked training instances): each
+training sequence has, with this probability, only its last item masked instead of the
+Cloze masking, so training also sees the scoring task itself (a [MASK] at the end of a
+history). 0 turns it off; its default is decided on validation (baselines/README.md).
 
 Training length: the replicability study of Petrov & Macdonald ("A Systematic Review and
 Replicability Study of BERT4Rec for Sequential Recommendation", RecSys 2022) finds that
@@ -72,6 +75,8 @@ class BERT4RecConfig:
     """Dropout on the attention probabilities."""
     mask_ratio: float = 0.2
     """Probability that a real item of a training sequence is replaced by [MASK]."""
+    ft_ratio: float = 0.0
+    """Probability that a training sequence has only its last item masked (the scoring task)."""
     layer_norm_eps: float = 1e-12
     """LayerNorm epsilon (RecBole's value)."""
     initializer_range: float = 0.02
@@ -137,8 +142,17 @@ class BERT4Rec(RecModule):
         return full[:, -self.config.max_seq_length :]
 
     def mask(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """seq with random real items replaced by [MASK] (torch RNG), and where [B, L] bool."""
-        masked = (torch.rand(seq.shape, device=seq.device) < self.config.mask_ratio) & (seq != self.pad)
+        """seq with random real items replaced by [MASK] (torch RNG), and where [B, L] bool.
+
+        With ``ft_ratio`` > 0, a sequence drawn with that probability has only its last item
+        (the last column: sequences are left-padded) masked instead."""
+        real = seq != self.pad
+        masked = (torch.rand(seq.shape, device=seq.device) < self.config.mask_ratio) & real
+        if self.config.ft_ratio > 0:
+            last_only = torch.rand(seq.shape[0], 1, device=seq.device) < self.config.ft_ratio
+            last = torch.zeros_like(real)
+            last[:, -1] = real[:, -1]
+            masked = torch.where(last_only, last, masked)
         return seq.masked_fill(masked, self.mask_token), masked
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

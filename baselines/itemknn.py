@@ -8,8 +8,11 @@ compared with): on the binary user-item training matrix R,
     sim(i, j) = <R[:, i], R[:, j]> / (||R[:, i]|| * ||R[:, j]|| + shrink),   sim(j, j) = 0,
 
 only the ``k`` most similar items i of each target item j are kept (a column-wise top-k,
-as RecBole's ``ComputeSimilarity``), and score(u, j) = sum over the user's training
-items i of sim(i, j). (RecBole adds 1e-6 to the denominator; we only guard against 0/0
+as RecBole's ``ComputeSimilarity``), and score(u, j) = sum over the user's known items i
+of sim(i, j). The known items are those the evaluation batch masks (``seen_items``): the
+training items at validation, training + validation items at test, the suite's one rule
+for every model that reads a user's history (README, Protocol); the similarities come
+from the training matrix only. (RecBole adds 1e-6 to the denominator; we only guard against 0/0
 for items without training interactions, which score 0.)
 
 "Training" is one pass over the pairwise training batches: each training interaction
@@ -21,9 +24,8 @@ matrix, so a second epoch gives the same model. The similarity is computed in bl
 target items (sparse R^T times a dense block of R's columns), so memory stays bounded:
 never a dense n_items x n_items matrix.
 
-Stored (``state_dict``, so checkpoints restore it): the training matrix in CSR form
-(``train_indptr`` [n_users + 1], ``train_indices`` [nnz]) and the top-k neighbours of every
-item (``nbr_items`` / ``nbr_sims`` [n_items, k]).
+Stored (``state_dict``, so checkpoints restore it): the top-k neighbours of every item
+(``nbr_items`` / ``nbr_sims`` [n_items, k]).
 
 Defaults (RecBole's): k 100, shrink 0, batch_size 65536 (it affects only speed), one
 epoch.
@@ -32,8 +34,6 @@ epoch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
 import torch
 import torch.distributed as dist
 
@@ -77,8 +77,6 @@ class ItemKNN(RecModule):
         self.config = config
         self.automatic_optimization = False
         self.k = max(1, min(config.k, n_items))
-        self.register_buffer("train_indptr", torch.zeros(n_users + 1, dtype=torch.long))
-        self.register_buffer("train_indices", torch.zeros(0, dtype=torch.long))
         self.register_buffer("nbr_items", torch.zeros(n_items, self.k, dtype=torch.long))
         self.register_buffer("nbr_sims", torch.zeros(n_items, self.k, dtype=torch.float32))
         # pairs of the epoch in progress; plain attributes, never seen by DDP or checkpoints
@@ -121,14 +119,10 @@ class ItemKNN(RecModule):
 
     @torch.no_grad()
     def fit_pairs(self, users: torch.Tensor, items: torch.Tensor) -> None:
-        """Store the binary training matrix of ``(users, items)`` and compute the top-k similarities."""
-        device = self.train_indptr.device
+        """Compute the top-k similarities of the binary training matrix of ``(users, items)``."""
+        device = self.nbr_sims.device
         keys = torch.unique(users.to(device) * self.n_items + items.to(device))  # sorted, duplicates dropped
         rows, cols = keys // self.n_items, keys % self.n_items
-        self.train_indptr = torch.cat(
-            [torch.zeros(1, dtype=torch.long, device=device), torch.bincount(rows, minlength=self.n_users).cumsum(0)]
-        )
-        self.train_indices = cols
         r = torch.sparse_coo_tensor(
             torch.stack([rows, cols]), torch.ones(len(keys), device=device), (self.n_users, self.n_items), check_invariants=True
         ).coalesce()
@@ -151,14 +145,6 @@ class ItemKNN(RecModule):
             self.nbr_sims[start:stop] = top.values.T
         self._weights = None
 
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
-        # the number of training pairs is only known after training: size the buffer first
-        key = prefix + "train_indices"
-        if key in state_dict:
-            self.train_indices = torch.empty_like(state_dict[key], device=self.train_indices.device)
-        self._weights = None
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
     def _weight_matrix(self) -> torch.Tensor:
         """Sparse [n_items (target j), n_items (source i)] matrix of the kept similarities."""
         if self._weights is None or self._weights.device != self.nbr_sims.device:
@@ -170,16 +156,8 @@ class ItemKNN(RecModule):
         return self._weights
 
     def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        users = batch["users"].to(self.train_indptr.device)
-        starts, ends = self.train_indptr[users], self.train_indptr[users + 1]
-        lengths = ends - starts
-        rows = torch.repeat_interleave(torch.arange(len(users), device=users.device), lengths)
-        # position of each of the batch's training pairs in train_indices
-        offsets = torch.arange(int(lengths.sum()), device=users.device) - torch.repeat_interleave(
-            lengths.cumsum(0) - lengths, lengths
-        )
-        positions = torch.repeat_interleave(starts, lengths) + offsets
-        history = torch.zeros(len(users), self.n_items, device=users.device)
-        history[rows, self.train_indices[positions]] = 1.0
+        users = batch["users"]
+        history = torch.zeros(len(users), self.n_items, device=self.nbr_sims.device)
+        history[batch["seen_rows"].to(history.device), batch["seen_items"].to(history.device)] = 1.0
         # scores[b, j] = sum_i history[b, i] * W[j, i]; a fresh contiguous tensor
         return torch.sparse.mm(self._weight_matrix(), history.T).T.contiguous()

@@ -114,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     feats.add_argument("--image-encoder", help="open-clip:<arch>[:<pretrained>] (extra `vision`), or random-cnn (tests only); default: no images")
     feats.add_argument("--download-images", action="store_true", help="fetch image URLs into the cache (only where the licence allows)")
     feats.add_argument("--batch-size", type=int, default=64)
+    feats.add_argument(
+        "--dump-text", metavar="FILE.tsv",
+        help="write what each item gives a model (its encoder text and categorical values, one TSV row per item) and exit "
+        "without encoding: the audit of the leakage rules",
+    )  # fmt: skip
     feats.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_output(feats)
     return parser
@@ -406,9 +411,13 @@ def cmd_datasets(_: argparse.Namespace) -> None:
 
 
 def cmd_features(args: argparse.Namespace) -> None:
-    from benchmark.data.features import features_summary, item_features
+    from benchmark.data.features import features_summary, item_features, write_item_inputs
 
     data = load_dataset(args.data, _data_config(args), args.raw_dir)
+    if args.dump_text:
+        path = write_item_inputs(data.items, args.dump_text)
+        print(f"{data.n_items} items: text and categorical values written to {path}")
+        return
     feats = item_features(
         data, text_encoder=None if args.text_encoder == "none" else args.text_encoder, image_encoder=args.image_encoder,
         raw_dir=args.raw_dir, allow_image_download=args.download_images, batch_size=args.batch_size, progress=not args.no_progress,

@@ -33,6 +33,10 @@ class DataConfig:
     valid_fraction: float = 0.1  # temporal: share of interactions after the validation cut; ratio: per user
     test_fraction: float = 0.1  # temporal: share after the test cut; ratio: per user
     on_bad_line: Literal["error", "skip"] = "error"
+    # a repeated (user, item) pair: "first" counts it once, at its first occurrence (implicit
+    # feedback); "keep" keeps every occurrence (the S3-Rec files' published protocol); None = the
+    # dataset's default ("keep" for s3rec-*, else "first")
+    repeats: Literal["first", "keep"] | None = None
 
 
 @dataclass

@@ -169,8 +169,9 @@ def category_multi_hot(categories: Iterable[object], n_items: int) -> tuple[np.n
 class EvalContext:
     """What beyond-accuracy metrics need about a dataset, built once from ``PreparedData``.
 
-    ``item_train_users`` [n_items]: training interactions per item (= distinct training users:
-    pairs are deduplicated); ``user_train_counts`` [n_users]; ``item_features`` [n_items, d]
+    ``item_train_users`` [n_items]: distinct training users per item; ``item_train_interactions``
+    [n_items]: training interactions per item (the same unless the data keep repeated pairs,
+    ``repeats=keep``); ``user_train_counts`` [n_users] training interactions per user; ``item_features`` [n_items, d]
     for ILD (category multi-hot by default) or None; ``item_group`` [n_items] group index
     (with ``group_names`` and ``group_column``) for the group-exposure disparity, or None.
     """
@@ -179,6 +180,7 @@ class EvalContext:
     n_items: int
     item_train_users: np.ndarray
     user_train_counts: np.ndarray
+    item_train_interactions: np.ndarray | None = None
     item_features: np.ndarray | None = None
     item_group: np.ndarray | None = None
     group_names: list[str] = field(default_factory=list)
@@ -193,11 +195,13 @@ class EvalContext:
         from benchmark.errors import BenchmarkError
 
         n_users, n_items = data.n_users, data.n_items
+        distinct_items = np.unique(data.train.user * n_items + data.train.item) % n_items
         context = cls(
             n_users=n_users,
             n_items=n_items,
-            item_train_users=np.bincount(data.train.item, minlength=n_items).astype(np.int64),
+            item_train_users=np.bincount(distinct_items, minlength=n_items).astype(np.int64),
             user_train_counts=np.bincount(data.train.user, minlength=n_users).astype(np.int64),
+            item_train_interactions=np.bincount(data.train.item, minlength=n_items).astype(np.int64),
         )
         if features == "categories":
             if "categories" in data.items:
@@ -226,7 +230,8 @@ class EvalContext:
 
     @property
     def is_tail(self) -> np.ndarray:
-        return ~_top_share(self.item_train_users, HEAD_FRACTION)
+        counts = self.item_train_users if self.item_train_interactions is None else self.item_train_interactions
+        return ~_top_share(counts, HEAD_FRACTION)
 
     @property
     def is_active(self) -> np.ndarray:

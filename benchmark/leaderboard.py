@@ -390,7 +390,7 @@ def submit(
     from benchmark.config import TrainConfig
     from benchmark.evaluation import test_evaluator
     from benchmark.predictions import evaluation_datamodule, read_predictions, score_predictions
-    from benchmark.runner import code_version
+    from benchmark.provenance import code_version
 
     data = load_dataset(spec.name, DataConfig(), raw_dir)  # the official preparation: defaults only
     if data.source != "real":

@@ -14,14 +14,11 @@ import datetime as dt
 import json
 import logging
 import os
-import platform
 import statistics
-import subprocess
 import tempfile
 import time
 import uuid
 import warnings
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +37,7 @@ from benchmark.errors import BenchmarkError
 from benchmark.compare import write_per_user
 from benchmark.evaluation import Evaluator, SampledNegatives, _valid_ids, mask_seen, test_evaluator, test_negatives, top_k, true_relevance_for
 from benchmark.model import RecModule
+from benchmark.provenance import code_version, hardware, package_versions, weight_digests, weight_files
 from benchmark.registry import ModelSpec, get_model
 
 MONITOR = "ndcg@10"
@@ -105,43 +103,6 @@ def resolve(model: str, data: str, overrides: dict[str, Any], *, seed: int = 0, 
     return RunConfig(model, data, raw_dir, seed, configs[DataConfig], train, configs[type(spec.config)])
 
 
-# --- environment facts for the record ---------------------------------------------------
-
-
-def code_version() -> dict[str, Any]:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True).stdout.strip())
-    except (OSError, subprocess.CalledProcessError):
-        return {"git_sha": None, "dirty": None, "version": _version("llm4rec-bench")}
-    return {"git_sha": sha, "dirty": dirty, "version": _version("llm4rec-bench")}
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def package_versions() -> dict[str, str | None]:
-    names = ("torch", "lightning", "torchmetrics", "numpy", "pandas", "pyarrow", "transformers", "peft")
-    return {"python": platform.python_version(), **{n: _version(n) for n in names}}
-
-
-def hardware() -> dict[str, Any]:
-    info: dict[str, Any] = {"platform": platform.platform(), "machine": platform.machine(), "cpu_count": os.cpu_count()}
-    try:
-        info["memory_gb"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError, AttributeError):
-        pass
-    info["torch_threads"] = torch.get_num_threads()
-    if torch.cuda.is_available():
-        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return info
-
-
 def atomic_write_json(path: Path, content: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -176,6 +137,19 @@ class EpochTimer(Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._stop()
+
+
+class ValidationCurve(Callback):
+    """Validation accuracy after every training epoch (the learning curve in the record)."""
+
+    def __init__(self) -> None:
+        self.points: list[dict[str, float]] = []
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # runs after the module's on_validation_epoch_end has computed the figures
+        values = getattr(pl_module, "evaluation_results", {}).get("valid")
+        if trainer.state.fn == "fit" and not trainer.sanity_checking and values is not None:
+            self.points.append({"epoch": trainer.current_epoch + 1, **{k: float(v) for k, v in values.items()}})
 
 
 class StoreRunConfig(Callback):
@@ -339,11 +313,12 @@ def run(cfg: RunConfig, out_dir: str | Path = ".", *, progress: bool = True, tag
     run_dir = Path(out_dir) / "runs" / run_id
     monitor = f"valid/{MONITOR}"
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=monitor, mode="max", save_top_k=1)
-    timer = EpochTimer()
+    timer, curve = EpochTimer(), ValidationCurve()
     callbacks = [
         checkpoint,
         EarlyStopping(monitor=monitor, mode="max", patience=train.patience),
         timer,
+        curve,
         StoreRunConfig(
             {
                 **cfg.resolved(),
@@ -402,8 +377,10 @@ def run(cfg: RunConfig, out_dir: str | Path = ".", *, progress: bool = True, tag
         "seed": cfg.seed,
         "code": code,
         "packages": package_versions(),
+        "weights": weight_digests(weight_files(cfg.model_config, train, get_model(cfg.model).cls.needs_item_features)),
         "hardware": hardware(),
         "metrics": {"valid": valid, "test": test},
+        "valid_curve": curve.points,
         "best_epoch": best_epoch,
         "timings": {
             "train_seconds": round(train_seconds, 3),

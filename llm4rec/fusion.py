@@ -10,8 +10,8 @@ h = sum_m alpha_m h_m + beta * MLP([h_1; ...; h_M]) with residual connections an
   frozen encoder stands in for the paper's "Transformer over token plus position
   embeddings"), ``categorical`` (every categorical field's vocabulary in one
   ``nn.EmbeddingBag``, mean over the item's values), ``numerical`` (the standardised
-  numeric columns and their presence bits, minus columns that a raw file computed over
-  the whole period, see ``LEAKY_NUMERICAL``) and ``image`` (cached image-encoder vectors)
+  numeric columns and their presence bits; whole-period fields never get here, the
+  readers drop them) and ``image`` (cached image-encoder vectors)
   -- each projected to ``dim`` by its own encoder (Linear + LayerNorm). A modality that
   a dataset lacks entirely is dropped; one that some items lack is *masked* for them.
 - Cross-modal attention: every modality m of an item queries the other modalities n != m
@@ -51,10 +51,6 @@ from benchmark.data.features import ItemFeatures
 from benchmark.errors import BenchmarkError
 
 MODALITIES = ("id", "text", "categorical", "numerical", "image")
-# Numeric columns the raw files compute over their whole period (Yelp stars/review_count,
-# Amazon 2023 average_rating/rating_number, Yelp's is_open snapshot at release): they
-# summarise held-out interactions, so they are leakage, not side information.
-LEAKY_NUMERICAL = ("stars", "review_count", "average_rating", "rating_number", "is_open")
 
 FusionKind = Literal["adaptive", "mean"]
 
@@ -108,7 +104,7 @@ class MultimodalFusion(nn.Module):
         fusion: FusionKind = "adaptive",
         heads: int = 2,
         dropout: float = 0.1,
-        numerical_exclude: Sequence[str] = LEAKY_NUMERICAL,
+        numerical_exclude: Sequence[str] = (),
         center: bool = True,
     ) -> None:
         super().__init__()
@@ -233,4 +229,4 @@ def fusion_summary(fusion: MultimodalFusion) -> dict[str, float]:
     return {f"alpha_{name}": float(alpha[present[:, j], j].mean()) for j, name in enumerate(fusion.names) if present[:, j].any()}
 
 
-__all__ = ["LEAKY_NUMERICAL", "MODALITIES", "CrossModalAttention", "MultimodalFusion", "fusion_summary"]
+__all__ = ["MODALITIES", "CrossModalAttention", "MultimodalFusion", "fusion_summary"]

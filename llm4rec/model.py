@@ -53,7 +53,7 @@ from benchmark.errors import BenchmarkError
 from benchmark.model import BatchSpec, RecModule, TrainBatchKind
 from llm4rec.backbone import SMOLLM2, BackboneConfig, load_backbone
 from llm4rec.debias import LogisticExposure, PopularityAdversary, exposure_parity_penalty, ips_weights, popularity_groups, popularity_propensity
-from llm4rec.fusion import LEAKY_NUMERICAL, MODALITIES, MultimodalFusion
+from llm4rec.fusion import MODALITIES, MultimodalFusion
 from llm4rec.retrieval import RetrievalIndex, SnippetStore, known_items
 
 INSTRUCTION = "Recommend the next item after this history:"
@@ -103,8 +103,9 @@ class LLM4RecConfig:
     """adaptive: gated sum + beta * MLP of the concatenation; mean: plain mean."""
     fusion_heads: int = 2
     """Heads of the cross-modal attention (must divide ``dim``)."""
-    numerical_exclude: list[str] = field(default_factory=lambda: list(LEAKY_NUMERICAL))
-    """Numeric item columns never used (computed by the raw files over the held-out period)."""
+    numerical_exclude: list[str] = field(default_factory=list)
+    """Numeric item columns not used. (Whole-period fields such as Yelp's stars never reach the
+    model: the readers drop them, DESIGN.md validity rules.)"""
     dropout: float = 0.1
     """Dropout in the fusion module and on the soft tokens."""
     center_items: bool = True

@@ -26,13 +26,16 @@ contain such repeats) are dropped, a conflicting repeated asin is a bad line; a 
 
 Side information per item (columns of ``RawData.items``): ``title``, ``brand`` (2023:
 ``store``), ``categories`` (list), ``description``, ``features`` (text), ``price``
-(float, NaN when unknown), ``sales_rank`` (2018), ``average_rating`` and
-``rating_number`` (2023: computed by Amazon over all reviews, including ones after any
-split cut: a leakage risk for temporal protocols), ``image_urls`` (list), ``also_buy``
-and ``also_view`` (2018, lists of asins). Review texts are NOT aggregated into item
-side information (future reviews would leak into training): ``read_review_texts``
-returns them per interaction, in file order, for feature extraction restricted to the
-training period.
+(float, NaN when unknown), ``image_urls`` (list). Review texts are NOT aggregated into
+item side information (future reviews would leak into training): ``read_review_texts``
+returns them per interaction, in file order.
+
+Never read (``WHOLE_PERIOD_FIELDS``): the sales rank (2018 ``rank``, 2014 ``salesRank``),
+the co-purchase lists (``also_buy``, ``also_view``, 2014 ``related``: ``also_bought``,
+``also_viewed``, ``bought_together``) and the 2023 ``average_rating`` / ``rating_number``
+are computed by Amazon over the whole period, validation and test interactions
+included, so no feature, prompt or retrieval snippet may see them (DESIGN.md, validity
+rules).
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ from benchmark.data.jsonl import ID, INT, LIST, LIST_OR_DICT, NUMBER, PRICE, TEX
 from benchmark.data.raw import RawData
 from benchmark.errors import BenchmarkError
 
+WHOLE_PERIOD_FIELDS = ("rank", "sales_rank", "salesRank", "also_buy", "also_view", "related", "also_bought", "also_viewed",
+                       "bought_together", "average_rating", "rating_number")
 REVIEW_FILES = ("Electronics_5.json", "Electronics.json", "Electronics.jsonl")
 META_FILES = ("meta_Electronics.json", "meta_Electronics.jsonl")
 WHERE_TO_GET = (
@@ -62,13 +67,11 @@ _REVIEWS_2018 = {"reviewerID": ID, "asin": ID, "overall": NUMBER, "unixReviewTim
 _REVIEWS_2023 = {"user_id": ID, "parent_asin": ID, "rating": NUMBER, "timestamp": INT}
 _META_2018 = {
     "asin": ID, "title": TEXT, "brand": TEXT, "category": TEXT_OR_LIST, "main_cat": TEXT, "description": TEXT_OR_LIST,
-    "feature": TEXT_OR_LIST, "price": PRICE, "rank": TEXT_OR_LIST, "imageURL": TEXT_OR_LIST,
-    "imageURLHighRes": TEXT_OR_LIST, "also_buy": LIST, "also_view": LIST,
+    "feature": TEXT_OR_LIST, "price": PRICE, "imageURL": TEXT_OR_LIST, "imageURLHighRes": TEXT_OR_LIST,
 }  # fmt: skip
 _META_2023 = {
     "parent_asin": ID, "title": TEXT, "store": TEXT, "main_category": TEXT, "categories": TEXT_OR_LIST,
-    "description": TEXT_OR_LIST, "features": TEXT_OR_LIST, "price": PRICE, "average_rating": NUMBER,
-    "rating_number": NUMBER, "images": LIST_OR_DICT,
+    "description": TEXT_OR_LIST, "features": TEXT_OR_LIST, "price": PRICE, "images": LIST_OR_DICT,
 }  # fmt: skip
 
 
@@ -182,10 +185,7 @@ def read_meta(source: Source, on_bad_line: str, wanted: set[str] | None = None) 
                 "description": [_as_text(v) for v in c["description"]],
                 "features": [_as_text(v) for v in c["feature"]],
                 "price": np.array([parse_price(v) for v in c["price"]], dtype=np.float64),
-                "sales_rank": np.array([_sales_rank(v) for v in c["rank"]], dtype=np.float64),
                 "image_urls": images,
-                "also_buy": [_as_list(v) for v in c["also_buy"]],
-                "also_view": [_as_list(v) for v in c["also_view"]],
             },
             index=pd.Index(c[key].astype(object), name="raw_id"),
         )
@@ -199,8 +199,6 @@ def read_meta(source: Source, on_bad_line: str, wanted: set[str] | None = None) 
                 "description": [_as_text(v) for v in c["description"]],
                 "features": [_as_text(v) for v in c["features"]],
                 "price": np.array([parse_price(v) for v in c["price"]], dtype=np.float64),
-                "average_rating": c["average_rating"],
-                "rating_number": c["rating_number"],
                 "image_urls": [_image_urls(v) for v in c["images"]],
             },
             index=pd.Index(c[key].astype(object), name="raw_id"),
@@ -256,18 +254,6 @@ def _as_list(value: Any) -> list[str]:
 
 def _as_text(value: Any) -> str:
     return "\n".join(_unescape(v) for v in _as_list(value))
-
-
-_RANK = re.compile(r"#?\s*([\d,]+)\s+in\b")
-
-
-def _sales_rank(value: Any) -> float:
-    """The first ">#3,092 in Category" rank (2018 ``rank``: a string or a list of them)."""
-    for text in _as_list(value):
-        match = _RANK.search(text)
-        if match:
-            return float(match.group(1).replace(",", ""))
-    return float("nan")
 
 
 def _image_urls(value: Any) -> list[str]:

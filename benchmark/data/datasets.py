@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from benchmark.config import DataConfig
-from benchmark.data import amazon, movielens, prepare, yelp
+from benchmark.data import amazon, movielens, prepare, s3rec, yelp
 from benchmark.data.download import ML_25M, ML_LATEST_SMALL, Download, download_dataset
 from benchmark.data.raw import RawData
 from benchmark.data.simulator import SimulationConfig, write_amazon, write_movielens, write_yelp
@@ -33,6 +33,11 @@ class DatasetSpec:
     where_to_get: str = ""
     download: Download | None = None  # published archive fetched (verified) into the default raw folder
     locate: Callable[[Path], list[Path] | None] | None = None  # several layouts (.gz, tar, 2018/2023): the files found, or None
+    default_repeats: Literal["first", "keep"] = "first"  # DataConfig.repeats when it is None
+    has_timestamps: bool = True  # False: only each user's order is known (S3-Rec files); loo only
+    # item fields the raw files compute over the whole period (leakage; DESIGN.md validity rules):
+    # the reader never puts them into the items table, so no feature, prompt or snippet sees them
+    whole_period_fields: tuple[str, ...] = ()
 
     def raw_files(self, raw_dir: Path) -> list[Path]:
         if self.locate is not None:
@@ -55,6 +60,20 @@ class DatasetSpec:
 
 
 _GROUPLENS = "Download it from https://grouplens.org/datasets/movielens/ and unzip it."
+_S3REC = (
+    "These are the S3-Rec benchmark files (https://github.com/RUCAIBox/CIKM2020-S3Rec, data/), also shipped by ICLRec, "
+    "DuoRec and others: put {name}.txt (and {name}_item2attributes.json, {name}_items.tsv when you have them) in the raw folder."
+)
+
+
+def _s3rec(name: str, file: str, description: str) -> DatasetSpec:
+    return DatasetSpec(
+        name, description, "real",
+        lambda raw_dir, on_bad_line: s3rec.read_s3rec(raw_dir, file, on_bad_line),
+        (f"{file}.txt",), (f"{file}_item2attributes.json", f"{file}_items.tsv"),
+        where_to_get=_S3REC.format(name=file), default_repeats="keep", has_timestamps=s3rec.HAS_TIMESTAMPS,
+    )  # fmt: skip
+
 
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
@@ -97,6 +116,7 @@ DATASETS: dict[str, DatasetSpec] = {
             default_kcore=5,
             where_to_get=amazon.WHERE_TO_GET,
             locate=amazon.locate,
+            whole_period_fields=amazon.WHOLE_PERIOD_FIELDS,
         ),
         DatasetSpec(
             "yelp",
@@ -107,6 +127,7 @@ DATASETS: dict[str, DatasetSpec] = {
             default_kcore=5,
             where_to_get=yelp.WHERE_TO_GET,
             locate=yelp.locate,
+            whole_period_fields=yelp.WHOLE_PERIOD_FIELDS,
         ),
         DatasetSpec(
             "synthetic-yelp",
@@ -117,6 +138,7 @@ DATASETS: dict[str, DatasetSpec] = {
             default_kcore=5,
             generate=lambda out: write_yelp(SimulationConfig(n_users=3000, n_items=1000, mean_interactions=30), out),
             locate=yelp.locate,
+            whole_period_fields=yelp.WHOLE_PERIOD_FIELDS,
         ),
         DatasetSpec(
             "synthetic-amazon",
@@ -127,7 +149,12 @@ DATASETS: dict[str, DatasetSpec] = {
             default_kcore=5,
             generate=lambda out: write_amazon(SimulationConfig(n_users=3000, n_items=1000, mean_interactions=30), out),
             locate=amazon.locate,
+            whole_period_fields=amazon.WHOLE_PERIOD_FIELDS,
         ),
+        _s3rec("s3rec-beauty", "Beauty", "Amazon 2014 Beauty 5-core in the S3-Rec sequence format (22k users, 12k items): brand, categories, title words"),
+        _s3rec("s3rec-sports", "Sports_and_Outdoors", "Amazon 2014 Sports and Outdoors 5-core, S3-Rec format (36k users, 18k items): category attributes, title words"),
+        _s3rec("s3rec-toys", "Toys_and_Games", "Amazon 2014 Toys and Games 5-core, S3-Rec format (19k users, 12k items): attributes"),
+        _s3rec("s3rec-yelp", "Yelp", "Yelp (2019 reviews) 5-core, S3-Rec format (30k users, 20k businesses): categories, name words"),
     )
 }
 
@@ -162,7 +189,8 @@ def load_dataset(name: str, config: DataConfig | None = None, raw_dir: str | Pat
     if (target / "meta.json").is_file():
         return prepare.load(target)
     data = prepare.build(
-        spec.read(raw, config.on_bad_line), config, name=name, source=spec.source, fp=fp, default_kcore=spec.default_kcore
+        spec.read(raw, config.on_bad_line), config, name=name, source=spec.source, fp=fp, default_kcore=spec.default_kcore,
+        default_repeats=spec.default_repeats, has_timestamps=spec.has_timestamps,
     )
     prepare.save(data, target)
     return data

@@ -19,9 +19,9 @@ Modalities
 - numerical: the items table's numeric columns (year for MovieLens; price, stars,
   review_count, ... elsewhere), standardised with the mean and standard deviation of the
   items that occur in the TRAINING split only; missing values are 0 with mask False.
-  Item popularity from the interactions is deliberately not a feature. Note: counts or
-  averages that a raw file computed over its whole period (e.g. Yelp's ``stars`` and
-  ``review_count``) include the held-out period; models that must avoid that drop them.
+  Item popularity from the interactions is deliberately not a feature, and the fields a
+  raw file computed over its whole period (Yelp's ``stars``, Amazon's sales rank, ...)
+  never reach this module: the readers drop them (``DatasetSpec.whole_period_fields``).
 - image: local files (``image_path``/``image_paths`` columns, e.g. Yelp photos; relative paths
   are resolved against the raw folder; or
   ``<raw>/images/<raw item id>.{jpg,jpeg,png,webp}``), or URLs (``image_url``/``imageURL``
@@ -73,10 +73,9 @@ DESCRIPTION_COLUMNS = ("description", "features")  # free item text (Amazon), ap
 CATEGORICAL_COLUMNS = ("categories", "tags", "brand", "city", "state", "main_category", "main_cat")
 IMAGE_PATH_COLUMNS = ("image_path", "image_paths")
 IMAGE_URL_COLUMNS = ("image_url", "image_urls", "imageURL", "imageURLHighRes")
-# Never categorical: text, identifiers, image references, and interaction-derived lists
-# (Amazon also_buy/also_view are co-purchase links over the whole period: leakage).
+# Never categorical: text, identifiers and image references.
 NOT_CATEGORICAL = (
-    "title", "raw_id", "attributes", "postal_code", "photo_ids", "also_buy", "also_view",
+    "title", "raw_id", "attributes", "postal_code", "photo_ids",
     *DESCRIPTION_COLUMNS, *IMAGE_PATH_COLUMNS, *IMAGE_URL_COLUMNS,
 )  # fmt: skip
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
@@ -188,6 +187,32 @@ def categorical_feature(cells: Iterable[Any]) -> Categorical:
     ptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     index = np.fromiter((code[v] for values in per_item for v in values), dtype=np.int64, count=int(ptr[-1]))
     return Categorical(vocab, ptr, index)
+
+
+def item_inputs(items: pd.DataFrame) -> pd.DataFrame:
+    """What every item gives a model, one row per internal item: ``item``, ``raw_id``, ``text``
+    (the text encoder's input, also the basis of titles in prompts) and one column per
+    categorical field (its values joined by " | "). The audit trail of ``features --dump-text``."""
+    out = pd.DataFrame({"item": np.arange(len(items)), "raw_id": items["raw_id"].astype(str).to_numpy(), "text": item_texts(items)})
+    for column in categorical_columns(items):
+        out[column] = [" | ".join(dict.fromkeys(_values(v))) for v in items[column].tolist()]
+    return out
+
+
+def write_item_inputs(items: pd.DataFrame, path: str | Path) -> Path:
+    """``item_inputs`` as a TSV (tabs and newlines inside values become spaces), written atomically."""
+    path = Path(path)
+    table = item_inputs(items).replace({r"[\t\r\n]+": " "}, regex=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        table.to_csv(tmp, sep="\t", index=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
 
 
 def numerical_columns(items: pd.DataFrame) -> list[str]:

@@ -4,8 +4,12 @@ Files: ``ratings.csv`` (userId,movieId,rating,timestamp; required), ``movies.csv
 (movieId,title,genres with '|'; required), ``tags.csv`` (userId,movieId,tag,timestamp;
 optional) and ``links.csv`` (movieId,imdbId,tmdbId; optional).
 Side information per movie: title, year (parsed from the title), genres (column
-``categories``, the name every reader uses for item categories), user tags,
-IMDb/TMDb ids.
+``categories``, the name every reader uses for item categories), IMDb/TMDb ids. User
+tags are user-generated and dated, so they are returned per tag row
+(``RawData.item_text_events``) and become the ``tags`` column only through preparation,
+which keeps a tag only when its (user, movie) pair is a training interaction and it is
+dated no later than that user's last training event (under ``temporal``: before the
+validation cut).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ def read_movielens(raw_dir: Path, on_bad_line: str = "error") -> RawData:
     items, skipped_items = _read_movies(raw_dir / "movies.csv", on_bad_line)
     skipped += skipped_items
     tags_path = raw_dir / "tags.csv"
+    tag_events = None
     if tags_path.exists():
         tags, n = read_csv(
             tags_path,
@@ -44,7 +49,7 @@ def read_movielens(raw_dir: Path, on_bad_line: str = "error") -> RawData:
             multiline=True,
         )
         skipped += n
-        items["tags"] = _tags_per_movie(tags.to_pandas(), items.index)
+        tag_events = _tag_events(tags.to_pandas())
     links_path = raw_dir / "links.csv"
     if links_path.exists():
         links, n = read_csv(
@@ -61,6 +66,7 @@ def read_movielens(raw_dir: Path, on_bad_line: str = "error") -> RawData:
         rating=ratings.column("rating").to_numpy().astype(np.float32),
         items=items,
         skipped_lines=skipped,
+        item_text_events=tag_events,
     )
 
 
@@ -84,10 +90,13 @@ def _read_movies(path: Path, on_bad_line: str) -> tuple[pd.DataFrame, int]:
     return items, skipped
 
 
-def _tags_per_movie(tags: pd.DataFrame, index: pd.Index) -> pd.Series:
-    """Distinct lower-cased tags per movie, in first-use order."""
+def _tag_events(tags: pd.DataFrame) -> pd.DataFrame:
+    """Every tag row, lower-cased and stripped, as user-generated item text (field ``tags``):
+    preparation keeps only the rows of training pairs dated within the user's training period."""
     tags = tags.dropna(subset=["tag"])
     tags = tags.assign(tag=tags["tag"].str.strip().str.lower())
-    tags = tags[tags["tag"] != ""].drop_duplicates(["movieId", "tag"])
-    grouped = tags.groupby("movieId", sort=False)["tag"].agg(list)
-    return grouped.reindex(index).map(lambda v: v if isinstance(v, list) else [])
+    tags = tags[tags["tag"] != ""]
+    return pd.DataFrame(
+        {"user": tags["userId"].to_numpy(), "item": tags["movieId"].to_numpy(), "timestamp": tags["timestamp"].to_numpy(np.int64),
+         "field": "tags", "value": tags["tag"].to_numpy()}
+    )  # fmt: skip

@@ -26,7 +26,7 @@ from benchmark.data.raw import RawData
 from benchmark.errors import BenchmarkError
 
 # Bump when preparation logic changes what a cache holds: old caches are then not reused.
-PREPARATION_VERSION = 2
+PREPARATION_VERSION = 3
 
 
 def cache_root() -> Path:
@@ -133,45 +133,59 @@ def _user_time_order(user: np.ndarray, ts: np.ndarray) -> np.ndarray:
     return np.lexsort((np.arange(len(ts)), ts, user))
 
 
-def build(raw: RawData, config: DataConfig, *, name: str, source: str, fp: str, default_kcore: int) -> PreparedData:
-    """Turn raw interactions into a split ``PreparedData`` (pure function of its inputs)."""
+def build(raw: RawData, config: DataConfig, *, name: str, source: str, fp: str, default_kcore: int,
+          default_repeats: str = "first", has_timestamps: bool = True) -> PreparedData:
+    """Turn raw interactions into a split ``PreparedData`` (pure function of its inputs).
+
+    Internal ids follow the first appearance of each user and item among the interactions
+    kept, in file order (DESIGN.md, group rules). User-generated item text
+    (``raw.item_text_events``, e.g. MovieLens tags) is filtered by the split before it
+    becomes item side information (``user_item_text``).
+    """
     if len(raw) == 0:
         raise BenchmarkError(f"{name}: the raw files contain no interactions")
-    order = np.arange(len(raw))
+    if not has_timestamps and config.split != "loo":
+        raise BenchmarkError(
+            f"{name}: split={config.split!r} needs real timestamps, and this dataset has none (its files give only the "
+            "order of each user's items); use split=loo, the protocol its published results use"
+        )
+    repeats = default_repeats if config.repeats is None else config.repeats
     keep = np.ones(len(raw), dtype=bool)
     if config.min_rating is not None:
         keep &= raw.rating >= config.min_rating
-    user_raw, item_raw, ts, order = raw.user[keep], raw.item[keep], raw.timestamp[keep], order[keep]
+    user_raw, item_raw, ts = raw.user[keep], raw.item[keep], raw.timestamp[keep]
 
-    # Implicit feedback: a repeated (user, item) pair counts once, at its first occurrence.
-    user_sorted, user_code = np.unique(user_raw, return_inverse=True)
-    item_sorted, item_code = np.unique(item_raw, return_inverse=True)
-    chrono = np.argsort(ts, kind="stable")  # = lexsort((order, ts)): ``order`` increases along the arrays
-    pair = user_code[chrono].astype(np.int64) * (item_code.max() + 1) + item_code[chrono]
-    _, first = np.unique(pair, return_index=True)
-    first_occurrence = np.zeros(len(chrono), dtype=bool)
-    first_occurrence[chrono[first]] = True
-    n_duplicates = int(len(first_occurrence) - first_occurrence.sum())
+    user_code, user_uniques = pd.factorize(user_raw)
+    item_code, item_uniques = pd.factorize(item_raw)
+    user_code, item_code = user_code.astype(np.int64), item_code.astype(np.int64)
+    kept = np.ones(len(user_code), dtype=bool)
+    n_duplicates = 0
+    if repeats == "first":  # implicit feedback: a repeated (user, item) pair counts once, at its first occurrence
+        chrono = np.argsort(ts, kind="stable")  # ties keep file order
+        pair = user_code[chrono] * (int(item_code.max()) + 1) + item_code[chrono]
+        _, first = np.unique(pair, return_index=True)
+        kept = np.zeros(len(chrono), dtype=bool)
+        kept[chrono[first]] = True
+        n_duplicates = int(len(kept) - kept.sum())
 
     k = default_kcore if config.kcore is None else config.kcore
-    keep2 = first_occurrence.copy()
     if k > 1:
-        sub = np.flatnonzero(keep2)
-        keep2[sub[~kcore(user_code[sub], item_code[sub], k)]] = False
-    user_raw, item_raw, ts, order = user_raw[keep2], item_raw[keep2], ts[keep2], order[keep2]
-    user_code, item_code = user_code[keep2], item_code[keep2]
-    if len(user_raw) == 0:
+        sub = np.flatnonzero(kept)
+        kept[sub[~kcore(user_code[sub], item_code[sub], k)]] = False
+    if not kept.any():
         raise BenchmarkError(f"{name}: no interactions left after filtering (min_rating={config.min_rating}, kcore={k})")
+    user_code, item_code, ts = user_code[kept], item_code[kept], ts[kept]
 
-    # = np.unique(user_raw/item_raw) (the codes are ranks in sorted order), without sorting raw ids again
-    used_users, user = np.unique(user_code, return_inverse=True)
-    used_items, item = np.unique(item_code, return_inverse=True)
-    user_ids, item_ids = user_sorted[used_users], item_sorted[used_items]
+    # compact ids in order of first appearance among the kept interactions (file order)
+    user, used_users = pd.factorize(user_code)
+    item, used_items = pd.factorize(item_code)
+    user_ids, item_ids = np.asarray(user_uniques)[used_users], np.asarray(item_uniques)[used_items]
     sort = _user_time_order(user, ts)  # chronological per user; ties keep file order
     log = Interactions(user[sort].astype(np.int64), item[sort].astype(np.int64), ts[sort].astype(np.int64))
     n_users, n_items = len(user_ids), len(item_ids)
 
-    stats: dict[str, Any] = {"skipped_lines": raw.skipped_lines, "duplicates_removed": n_duplicates, "kcore": k}
+    stats: dict[str, Any] = {"skipped_lines": raw.skipped_lines, "duplicates_removed": n_duplicates, "kcore": k, "repeats": repeats}
+    cut = None
     if config.split == "loo":
         label = splits.leave_one_out(log.user, n_users)
     elif config.split == "ratio":
@@ -179,8 +193,15 @@ def build(raw: RawData, config: DataConfig, *, name: str, source: str, fp: str, 
     else:
         label, t_valid, t_test = splits.temporal(log.timestamp, config.valid_fraction, config.test_fraction)
         stats.update(valid_cut=t_valid, test_cut=t_test)
+        cut = t_valid
+    train = log.take(label == splits.TRAIN)
 
     items = raw.items.reindex(pd.Index(item_ids, name="raw_id")).reset_index()
+    if raw.item_text_events is not None:
+        text, counts = user_item_text(raw.item_text_events, train, user_ids, item_ids, valid_cut=cut)
+        for column, values in text.items():
+            items[column] = values
+        stats["user_text_rows"] = counts
     return PreparedData(
         name=name,
         source=source,
@@ -188,7 +209,7 @@ def build(raw: RawData, config: DataConfig, *, name: str, source: str, fp: str, 
         config=config,
         n_users=n_users,
         n_items=n_items,
-        train=log.take(label == splits.TRAIN),
+        train=train,
         valid=log.take(label == splits.VALID),
         test=log.take(label == splits.TEST),
         user_ids=user_ids,
@@ -196,6 +217,41 @@ def build(raw: RawData, config: DataConfig, *, name: str, source: str, fp: str, 
         items=items,
         stats=stats,
     )
+
+
+def user_item_text(
+    events: pd.DataFrame, train: Interactions, user_ids: np.ndarray, item_ids: np.ndarray, *, valid_cut: int | None = None
+) -> tuple[dict[str, list[list[str]]], dict[str, int]]:
+    """Per-item lists of user-generated text (MovieLens tags: ``events`` with columns user, item,
+    timestamp, field, value in raw ids) that a model may see (DESIGN.md, validity rules).
+
+    A row counts only if its (user, item) pair is a training interaction and it is dated no
+    later than that user's last training event; with a ``valid_cut`` (temporal split) also
+    before the cut. Values are distinct per item, in order of first use. Returns
+    {field: lists aligned with ``item_ids``} and {"kept": n, "dropped": n}.
+    """
+    n_items = len(item_ids)
+    user = pd.Index(user_ids).get_indexer(events["user"].to_numpy())
+    item = pd.Index(item_ids).get_indexer(events["item"].to_numpy())
+    stamp = events["timestamp"].to_numpy(np.int64)
+    known = (user >= 0) & (item >= 0)
+    train_pairs = np.unique(train.user * n_items + train.item)
+    pair = np.where(known, user * n_items + item, -1)
+    ok = known & np.isin(pair, train_pairs, assume_unique=False)
+    last_train = np.full(len(user_ids), np.iinfo(np.int64).min)
+    np.maximum.at(last_train, train.user, train.timestamp)
+    ok &= stamp <= last_train[np.maximum(user, 0)]
+    if valid_cut is not None:
+        ok &= stamp < valid_cut
+    kept = events.loc[ok].assign(internal=item[ok])
+    out: dict[str, list[list[str]]] = {}
+    for column in events["field"].unique():
+        rows = kept[kept["field"] == column].drop_duplicates(["internal", "value"])
+        lists: list[list[str]] = [[] for _ in range(n_items)]
+        for index, value in zip(rows["internal"].to_numpy(), rows["value"].to_numpy()):
+            lists[index].append(value)
+        out[str(column)] = lists
+    return out, {"kept": int(ok.sum()), "dropped": int((~ok).sum())}
 
 
 # --- cache -----------------------------------------------------------------------------

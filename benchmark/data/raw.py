@@ -24,6 +24,11 @@ class RawData:
     rating: np.ndarray  # float32; NaN where the dataset has none
     items: pd.DataFrame
     skipped_lines: int = 0
+    #: user-generated item text (MovieLens tags): columns user, item, timestamp (raw ids, int64
+    #: seconds), field (the items column it feeds, e.g. "tags") and value. Preparation keeps a
+    #: row only where the split allows it (``prepare.user_item_text``), so readers never
+    #: aggregate it into ``items`` themselves.
+    item_text_events: pd.DataFrame | None = None
 
     def __len__(self) -> int:
         return len(self.user)

@@ -12,10 +12,7 @@ tar in the raw folder is read in place, member by member, without extracting it;
 ``extract_archive`` unpacks one safely (no paths outside the target, no links/devices).
 
 Side information per business (``RawData.items``): ``title`` (the name), ``categories``
-(list), ``city``, ``state``, ``postal_code``, ``latitude``, ``longitude``, ``is_open``,
-``stars`` and ``review_count`` (Yelp's snapshot at release time: computed over all
-reviews, including those after any split cut, so a leakage risk for temporal
-protocols), ``attributes`` (the raw attributes as a JSON string, with the stringified
+(list), ``city``, ``state``, ``postal_code``, ``latitude``, ``longitude``, ``attributes`` (the raw attributes as a JSON string, with the stringified
 Python values of the raw file -- ``"u'free'"``, ``"{'garage': False, ...}"`` -- parsed),
 ``tags`` (list: ``"BikeParking"`` for true flags, ``"WiFi=free"`` for values,
 ``"BusinessParking=lot"`` for true entries of nested dicts), ``price`` (the
@@ -24,6 +21,11 @@ Python values of the raw file -- ``"u'free'"``, ``"{'garage': False, ...}"`` -- 
 aggregated into item side information (future reviews would leak into training):
 ``read_review_texts`` returns them per interaction, in file order. Timestamps: the
 ``date`` field (local time of the business) read as if UTC.
+
+Never read (``WHOLE_PERIOD_FIELDS``): the business file's ``stars``, ``review_count`` and
+``is_open`` are Yelp's snapshot at release time, computed over every review including
+those of the validation and test periods (and whether the business closed since), so
+no feature, prompt or retrieval snippet may see them (DESIGN.md, validity rules).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ REVIEW = "yelp_academic_dataset_review.json"
 BUSINESS = "yelp_academic_dataset_business.json"
 PHOTOS = "photos.json"
 REQUIRED_FILES = (REVIEW, BUSINESS)
+WHOLE_PERIOD_FIELDS = ("stars", "review_count", "is_open")
 WHERE_TO_GET = (
     "Get the Yelp Open Dataset from https://www.yelp.com/dataset (you must accept Yelp's Dataset Terms of Use: "
     "academic, non-commercial use; it cannot be downloaded for you) and put yelp_academic_dataset_review.json and "
@@ -58,7 +61,7 @@ _TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 _REVIEW_FIELDS = {"review_id": ID, "user_id": ID, "business_id": ID, "stars": NUMBER, "date": DATE}
 _BUSINESS_FIELDS = {
     "business_id": ID, "name": TEXT, "city": TEXT, "state": TEXT, "postal_code": TEXT, "latitude": NUMBER,
-    "longitude": NUMBER, "stars": NUMBER, "review_count": NUMBER, "is_open": NUMBER, "attributes": DICT,
+    "longitude": NUMBER, "attributes": DICT,
     "categories": TEXT_OR_LIST,
 }  # fmt: skip
 _PHOTO_FIELDS = {"photo_id": ID, "business_id": ID, "caption": TEXT, "label": TEXT}
@@ -195,9 +198,6 @@ def read_businesses(source: Source, on_bad_line: str) -> tuple[pd.DataFrame, int
             "postal_code": c["postal_code"],
             "latitude": c["latitude"],
             "longitude": c["longitude"],
-            "is_open": c["is_open"],
-            "stars": c["stars"],
-            "review_count": c["review_count"],
             "attributes": [json.dumps(a, sort_keys=True) if a else "" for a, _ in parsed],
             "tags": [t for _, t in parsed],
             "price": np.array([_price_level(a) for a, _ in parsed], dtype=np.float64),

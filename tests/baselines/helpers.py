@@ -80,9 +80,15 @@ def sequential_batches(sequences: dict[int, list[int]], n_items: int, window: in
 
 
 def eval_batch(users: list[int], histories: list[list[int]], n_items: int, length: int) -> Batch:
-    """The parts of an evaluation batch a scorer reads: users [B] and history [B, length]
-    (most recent item last, left-padded with ``pad = n_items``)."""
-    return {"users": torch.tensor(users), "history": left_pad(histories, length, n_items)}
+    """The parts of an evaluation batch a scorer reads: users [B], history [B, length]
+    (most recent item last, left-padded with ``pad = n_items``) and the known items
+    ``seen_rows`` / ``seen_items`` (every item of each history)."""
+    rows = [row for row, history in enumerate(histories) for _ in history]
+    items = [item for history in histories for item in history]
+    return {
+        "users": torch.tensor(users), "history": left_pad(histories, length, n_items),
+        "seen_rows": torch.tensor(rows, dtype=torch.long), "seen_items": torch.tensor(items, dtype=torch.long),
+    }  # fmt: skip
 
 
 class _LossRecorder(L.Callback):

@@ -108,6 +108,26 @@ def test_training_sequence_and_masking() -> None:
     assert abs(many[seq.repeat(500, 1) != PAD].float().mean().item() - CONFIG.mask_ratio) < 0.03
 
 
+def test_ft_ratio_masks_only_the_last_item_of_a_share_of_sequences() -> None:
+    from dataclasses import replace
+
+    model = _model(replace(CONFIG, ft_ratio=0.4))
+    seq = torch.tensor([[PAD] * 4 + [1, 2, 3, 4], [1, 2, 3, 4, 5, 6, 7, 8]]).repeat(1000, 1)
+    torch.manual_seed(3)
+    _, where = model.mask(seq)
+    last_only = where[:, -1] & (where.sum(1) == 1)
+    # Cloze rows with only the last item masked occur too (0.3 * 0.7^3 and 0.3 * 0.7^7), so
+    # the share of last-item-only rows is ft_ratio + (1 - ft_ratio) * those probabilities
+    cloze_alone = 0.5 * (0.3 * 0.7**3 + 0.3 * 0.7**7)
+    assert abs(last_only.float().mean().item() - (0.4 + 0.6 * cloze_alone)) < 0.03
+    assert not where[0::2, :4].any()  # never a pad position
+    plain = _model()
+    torch.manual_seed(3)
+    cloze = (torch.rand(seq.shape) < CONFIG.mask_ratio) & (seq != PAD)
+    torch.manual_seed(3)
+    assert torch.equal(plain.mask(seq)[1], cloze)  # ft_ratio 0: the plain Cloze draw, unchanged
+
+
 @pytest.mark.filterwarnings("ignore:.*self.trainer. reference is not registered")
 def test_windows_without_masked_items_give_a_finite_loss_and_gradients() -> None:
     model = _model()

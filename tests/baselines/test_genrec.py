@@ -56,7 +56,8 @@ def trained() -> tuple[GenRec, list[float]]:
 
 
 def _histories() -> list[list[int]]:
-    return [[(i + 5) % N_ITEMS, i] for i in range(N_ITEMS) if i != FAVOURITE]
+    """Two-item histories without the favourite (a known item is never generated)."""
+    return [[(i + 5) % N_ITEMS, i] for i in range(N_ITEMS) if FAVOURITE not in (i, (i + 5) % N_ITEMS)]
 
 
 def test_learns_the_planted_favourite(trained) -> None:

@@ -38,13 +38,14 @@ def trained() -> ItemKNN:
 
 
 def _all_users() -> dict[str, torch.Tensor]:
-    return eval_batch(list(range(N_USERS)), [[]] * N_USERS, N_ITEMS, 1)
+    """Every user with their training items as the known items (the profile ItemKNN reads)."""
+    known = [[i for u, i in _interactions() if u == user] for user in range(N_USERS)]
+    return eval_batch(list(range(N_USERS)), known, N_ITEMS, 1)
 
 
 def test_learns_the_planted_preference(trained) -> None:
     scores = eval_scores(trained, _all_users())
     seen = set(_interactions())
-    assert len(trained.train_indices) == len(seen)  # one copy of each pair after two epochs
     for user in range(N_USERS):
         liked = _group_items(user)
         assert set(scores[user].topk(5).indices.tolist()) <= liked
@@ -62,7 +63,7 @@ def _small_scores(k: int, shrink: float) -> torch.Tensor:
     model = _model(ItemKNNConfig(k=k, shrink=shrink), n_users=3, n_items=4)
     users, items = zip(*SMALL)
     model.fit_pairs(torch.tensor(users + (0,)), torch.tensor(items + (0,)))  # a duplicate pair counts once
-    return eval_scores(model, eval_batch([0, 1, 2], [[], [], []], 4, 1))
+    return eval_scores(model, eval_batch([0, 1, 2], [[0, 1], [0, 1, 2], [2, 3]], 4, 1))
 
 
 def test_scores_match_a_hand_computed_example() -> None:
@@ -118,3 +119,16 @@ def test_default_config_and_batch_spec() -> None:
     model = ItemKNN(N_USERS, N_ITEMS, config)
     assert model.k == N_ITEMS  # k is capped at n_items
     assert model.batch_spec() == BatchSpec(kind="pairwise", batch_size=65536, num_negatives=1, history_length=0)
+
+
+def test_the_profile_is_the_known_items_of_the_batch() -> None:
+    """At test time the validation item is known (masked, and read as history): a user's
+    scores are the sum of the similarity rows of exactly the items the batch marks as seen."""
+    model = _model(ItemKNNConfig(k=100, shrink=0.0), n_users=3, n_items=4)
+    users, items = zip(*SMALL)
+    model.fit_pairs(torch.tensor(users), torch.tensor(items))
+    train_only = eval_scores(model, eval_batch([2], [[2]], 4, 1))
+    with_validation = eval_scores(model, eval_batch([2], [[2, 3]], 4, 1))
+    s23 = 1 / math.sqrt(2)
+    torch.testing.assert_close(train_only, torch.tensor([[0.5, 0.5, 0.0, s23]]))
+    torch.testing.assert_close(with_validation - train_only, torch.tensor([[0.0, 0.0, s23, 0.0]]))

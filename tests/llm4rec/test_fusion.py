@@ -59,11 +59,9 @@ def test_masked_modality_gets_no_cross_attention() -> None:
     assert torch.isfinite(out).all() and torch.all(w[7, :, 0] == 0)
 
 
-def test_leaky_numerical_columns_are_dropped() -> None:
-    fusion = _fusion()
-    assert fusion.num_x.shape == (N_ITEMS, 2)  # year and its presence bit; "stars" excluded
-    kept = _fusion(numerical_exclude=())
-    assert kept.num_x.shape == (N_ITEMS, 4)
+def test_numerical_columns_can_be_excluded() -> None:
+    assert _fusion().num_x.shape == (N_ITEMS, 2)  # year and its presence bit
+    assert "numerical" not in _fusion(numerical_exclude=("year",)).names
 
 
 def test_categorical_bag_is_the_mean_of_the_item_values() -> None:

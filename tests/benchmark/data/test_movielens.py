@@ -24,7 +24,10 @@ def test_reads_real_ml_latest_small(ml_small: Path) -> None:
     assert toy["title"] == "Toy Story (1995)" and toy["year"] == 1995
     assert toy["categories"] == ["Adventure", "Animation", "Children", "Comedy", "Fantasy"]
     assert toy["imdb_id"] == "0114709" and toy["tmdb_id"] == "862"
-    assert "funny" in raw.items.loc[60756]["tags"]
+    assert "tags" not in raw.items  # user tags are dated events, filtered by the split (RawData.item_text_events)
+    tags = raw.item_text_events
+    assert len(tags) == 3_683 and set(tags["field"]) == {"tags"}
+    assert "funny" in set(tags.loc[tags["item"] == 60756, "value"])
     # first line of ratings.csv: 1,1,4.0,964982703
     assert (raw.user[0], raw.item[0], raw.rating[0], raw.timestamp[0]) == (1, 1, 4.0, 964982703)
 
