@@ -89,6 +89,9 @@ class BERT4RecConfig:
     """Adam L2 penalty."""
     batch_size: int = 128
     """Training windows per batch."""
+    bucket_batches: bool = False
+    """Batch windows of similar length (equal target counts per batch, padding trimmed):
+    the same steps per epoch with far less padding on sparse data (RecDataModule)."""
 
 
 class BERT4Rec(RecModule):

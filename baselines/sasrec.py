@@ -65,6 +65,9 @@ class SASRecConfig:
     """Adam L2 penalty."""
     batch_size: int = 128
     """Training windows per batch."""
+    bucket_batches: bool = False
+    """Batch windows of similar length (equal target counts per batch, padding trimmed):
+    the same steps per epoch with far less padding on sparse data (RecDataModule)."""
 
 
 class _Block(nn.Module):

@@ -52,6 +52,9 @@ class BatchSpec:
     batch_size: int
     num_negatives: int = 1
     history_length: int = 0  # items of history in evaluation batches (0: the model ignores it)
+    # sequential: batches of windows of similar length with equal target counts, padding columns
+    # trimmed (RecDataModule, LengthBucketSampler); same steps per epoch, far less padding
+    bucket_batches: bool = False
 
 
 class RecModule(L.LightningModule):
@@ -112,6 +115,7 @@ class RecModule(L.LightningModule):
             batch_size=cfg.batch_size,
             num_negatives=getattr(cfg, "num_negatives", 1),
             history_length=getattr(cfg, "max_seq_length", 0),
+            bucket_batches=getattr(cfg, "bucket_batches", False),
         )
 
     def adaptation_parameters(self) -> list[torch.nn.Parameter]:

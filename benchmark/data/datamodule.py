@@ -85,6 +85,46 @@ class EpochBatchSampler(Sampler):
         return len(self._batches())
 
 
+class LengthBucketSampler(EpochBatchSampler):
+    """Training batches of windows of similar length, each holding about the same number of
+    targets, for sequential models on sparse data (most windows short, mostly padding).
+
+    Per epoch: a seeded permutation of the windows is cut into chunks of ``CHUNK_BATCHES``
+    batches, each chunk sorted by target count (stable), and the arrangement split into
+    ``n_batches`` pieces of near-equal target count (the same number of batches, hence of
+    optimiser steps, as random batches of ``batch_size`` windows, and the same expected
+    targets per step); the batches are then shuffled. Every window appears exactly once per
+    epoch; under DDP rank r takes batches r, r + world, ... (the count is a multiple of the
+    world size, as in ``EpochBatchSampler``).
+    """
+
+    CHUNK_BATCHES = 50
+
+    def __init__(self, targets: np.ndarray, batch_size: int, *, seed: int, rank: int = 0, world_size: int = 1) -> None:
+        super().__init__(len(targets), batch_size, shuffle=True, seed=seed, rank=rank, world_size=world_size)
+        self.targets = np.asarray(targets, dtype=np.int64)
+
+    def _batches(self) -> list[np.ndarray]:
+        if self.n == 0:
+            return []
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(self.n)
+        chunk = self.batch_size * self.CHUNK_BATCHES
+        arranged = np.concatenate(
+            [part[np.argsort(self.targets[part], kind="stable")] for part in np.split(order, range(chunk, self.n, chunk))]
+        )
+        per_rank = -(-(-(-self.n // self.world_size)) // self.batch_size)
+        n_batches = min(per_rank * self.world_size, self.n)
+        total = np.cumsum(np.maximum(self.targets[arranged], 1))
+        cuts = np.searchsorted(total, total[-1] * np.arange(1, n_batches) / n_batches, side="left") + 1
+        if len(np.unique(cuts)) != len(cuts) or (len(cuts) and (cuts[0] < 1 or cuts[-1] >= self.n)):
+            batches = np.array_split(arranged, n_batches)  # degenerate lengths: equal window counts
+        else:
+            batches = np.split(arranged, cuts)
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches[self.rank :: self.world_size]
+
+
 def _contains(sorted_keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """Membership test against a sorted unique array (binary search; np.isin re-sorts every call)."""
     if len(sorted_keys) == 0:
@@ -157,7 +197,10 @@ class SequenceDataset(Dataset):
     cut from the end backwards; inputs are the first L of a window, targets the last L.
     """
 
-    def __init__(self, train: Interactions, n_users: int, n_items: int, length: int) -> None:
+    def __init__(self, train: Interactions, n_users: int, n_items: int, length: int, *, trim: bool = False) -> None:
+        """``trim``: drop the leading columns that are padding in every row of a batch
+        (left padding never changes a model's output, so only the cost changes)."""
+        self.trim = trim
         csr = CSR.from_interactions(train, n_users)
         counts = np.diff(csr.ptr)
         windows = np.where(counts >= 2, (counts - 2) // length + 1, 0)
@@ -167,7 +210,7 @@ class SequenceDataset(Dataset):
         index = end[:, None] - (length + 1) + np.arange(length + 1)
         real = index >= csr.ptr[owner][:, None]
         tokens = np.where(real, csr.items[np.clip(index, 0, None)], n_items)
-        self.users = owner
+        self.users, self.pad = owner, n_items
         self.input_seq = tokens[:, :-1]
         self.target_seq = np.where(real[:, :-1], tokens[:, 1:], n_items)  # no target for padded inputs
 
@@ -176,7 +219,15 @@ class SequenceDataset(Dataset):
 
     def __getitem__(self, key: tuple[int, int, np.ndarray]) -> dict[str, torch.Tensor]:
         _, _, idx = key
-        return _tensors({"users": self.users[idx], "input_seq": self.input_seq[idx], "target_seq": self.target_seq[idx]})
+        inputs, targets = self.input_seq[idx], self.target_seq[idx]
+        if self.trim and len(idx):
+            first = int(np.argmax((inputs != self.pad).any(axis=0)))
+            inputs, targets = inputs[:, first:], targets[:, first:]
+        return _tensors({"users": self.users[idx], "input_seq": inputs, "target_seq": targets})
+
+    @property
+    def targets_per_window(self) -> np.ndarray:
+        return (self.target_seq != self.pad).sum(axis=1)
 
 
 class EvalDataset(Dataset):
@@ -249,7 +300,7 @@ class RecDataModule(L.LightningDataModule):
             if spec.kind == "pairwise":
                 self._train_set = PairwiseDataset(d.train, d.n_items, spec.num_negatives, self.seed, self._rank()[0])
             elif spec.kind == "sequential":
-                self._train_set = SequenceDataset(d.train, d.n_users, d.n_items, spec.history_length)
+                self._train_set = SequenceDataset(d.train, d.n_users, d.n_items, spec.history_length, trim=spec.bucket_batches)
             else:
                 raise ValueError(f"unknown training batch kind {spec.kind!r}")
         return self._train_set
@@ -266,7 +317,12 @@ class RecDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.spec.batch_size, shuffle=True)
+        dataset = self.train_set
+        if self.spec.kind == "sequential" and self.spec.bucket_batches:
+            rank, world = self._rank()
+            sampler = LengthBucketSampler(dataset.targets_per_window, self.spec.batch_size, seed=self.seed, rank=rank, world_size=world)
+            return DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        return self._loader(dataset, self.spec.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.valid_set, self.eval_batch_size, shuffle=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.data.datamodule import EpochBatchSampler, RecDataModule
+from benchmark.data.datamodule import EpochBatchSampler, LengthBucketSampler, RecDataModule
 from benchmark.data.datasets import load_dataset
 from benchmark.model import BatchSpec
 
@@ -55,6 +55,43 @@ def test_sequential_windows_cover_every_transition_once(data) -> None:
     train = _user_items(data.train)
     expected = [(u, s[j], s[j + 1]) for u, s in train.items() for j in range(len(s) - 1)]
     assert sorted(seen) == sorted(expected)
+
+
+def test_bucketed_batches_cover_every_transition_once_with_equal_targets(data) -> None:
+    length = 7
+    plain = RecDataModule(data, BatchSpec("sequential", batch_size=16, history_length=length))
+    dm = RecDataModule(data, BatchSpec("sequential", batch_size=16, history_length=length, bucket_batches=True))
+    pad = data.n_items
+    seen, targets, widths = [], [], []
+    batches = list(dm.train_dataloader())
+    assert len(batches) == len(list(plain.train_dataloader()))  # the same optimiser steps per epoch
+    for batch in batches:
+        inp, tgt = batch["input_seq"].numpy(), batch["target_seq"].numpy()
+        assert (inp != pad).any(axis=0)[0]  # no all-padding leading column is left
+        widths.append(inp.shape[1])
+        targets.append(int((tgt != pad).sum()))
+        for u, i, t in zip(batch["users"].tolist(), inp, tgt):
+            real = i != pad
+            seen += [(u, a, b) for a, b in zip(i[real], t[real])]
+    train = _user_items(data.train)
+    expected = [(u, s[j], s[j + 1]) for u, s in train.items() for j in range(len(s) - 1)]
+    assert sorted(seen) == sorted(expected)
+    assert max(targets) - min(targets) <= length + 1  # equal target counts, up to one window
+    assert min(widths) < length  # short windows travel together, their padding trimmed
+
+
+def test_length_bucket_sampler_shards_without_duplicates() -> None:
+    rng = np.random.default_rng(0)
+    targets = rng.integers(1, 51, 1001)
+    whole = LengthBucketSampler(targets, 32, seed=3)
+    assert sorted(np.concatenate([b for _, _, b in whole]).tolist()) == list(range(1001))
+    shards = [list(LengthBucketSampler(targets, 32, seed=3, rank=r, world_size=3)) for r in range(3)]
+    assert len({len(s) for s in shards}) == 1  # every process takes the same number of steps
+    flat = np.concatenate([b for shard in shards for _, _, b in shard])
+    assert sorted(flat.tolist()) == list(range(1001))
+    again = LengthBucketSampler(targets, 32, seed=3)
+    again.set_epoch(1)
+    assert [b.tolist() for _, _, b in again] != [b.tolist() for _, _, b in whole]  # reshuffled per epoch
 
 
 @pytest.mark.parametrize("stage", ["valid", "test"])
