@@ -4,9 +4,12 @@
 every registered ``llm4rec-no-*`` name (each a config of the same class) with seeds
 0..N-1 through ``runner.run`` -- the same training, early stopping, test pass and run
 record as ``run`` -- and prints one row per variant: mean and standard deviation over
-seeds of the test metrics, the change of NDCG@10 against the full model (relative, in
-%), the p-value of a paired t-test of per-user NDCG@10 against the full model (users
-paired within each seed), training time and test users ranked per second. On simulated
+seeds of the test metrics, the per-seed NDCG@10, the change of NDCG@10 against the full
+model (relative, in %), and two tests whose unit is the seed (DESIGN.md, validity rules):
+a paired t-test over the per-seed means (seed i of the variant against seed i of the full
+model) and a hierarchical bootstrap (seeds, then users within each seed) with its 95%
+interval of the NDCG@10 difference; both p-values also Holm-adjusted over the variants
+compared. Then training time and test users ranked per second. On simulated
 data it adds ``ndcg-true@10`` (unbiased, from the simulator's true relevance) and the
 agreement of the debiasing module's propensity models with the simulator's true
 exposure propensities.
@@ -114,30 +117,49 @@ def _per_user(folder: Path, metric: str) -> dict[str, float]:
     return dict(zip(frame["raw_user_id"].astype(str), frame[metric].astype(float)))
 
 
-def paired_p(full: list[Path], other: list[Path], metric: str = "ndcg@10") -> float:
-    """Paired t-test p of per-user ``metric``, users paired within each seed (seed i vs seed i)."""
-    from benchmark.compare import paired_tests
+def seed_statistics(full: list[tuple[int, Path]], other: list[tuple[int, Path]], metric: str = "ndcg@10") -> dict[str, float]:
+    """Tests of ``other`` against ``full`` over the seeds both ran (``(seed, run folder)`` pairs):
+    ``p_seeds`` (paired t-test of per-seed means) and the hierarchical bootstrap's ``p_bootstrap``,
+    ``ci_low``, ``ci_high`` of the mean difference (other - full); users are paired within a seed."""
+    from benchmark.stats import hierarchical_bootstrap, seed_test
 
-    a, b = [], []
-    for fa, fb in zip(full, other):
-        ua, ub = _per_user(fa, metric), _per_user(fb, metric)
+    by_seed = dict(full)
+    means_a, means_b, differences = [], [], []
+    for seed, folder in other:
+        if seed not in by_seed:
+            continue
+        ua, ub = _per_user(by_seed[seed], metric), _per_user(folder, metric)
         shared = sorted(set(ua) & set(ub))
-        a += [ua[u] for u in shared]
-        b += [ub[u] for u in shared]
-    x, y = np.asarray(a), np.asarray(b)
-    keep = ~(np.isnan(x) | np.isnan(y))
-    return paired_tests(x[keep], y[keep])[0] if keep.sum() >= 2 else math.nan
+        x, y = np.array([ua[u] for u in shared]), np.array([ub[u] for u in shared])
+        keep = ~(np.isnan(x) | np.isnan(y))
+        if keep.sum() < 2:
+            continue
+        means_a.append(float(x[keep].mean()))
+        means_b.append(float(y[keep].mean()))
+        differences.append(y[keep] - x[keep])
+    if not differences:
+        return {}
+    out = {"p_seeds": seed_test(means_a, means_b)}
+    boot = hierarchical_bootstrap(differences)
+    out.update(p_bootstrap=boot["p"], ci_low=boot["ci_low"], ci_high=boot["ci_high"], n_seeds=float(len(differences)))
+    return out
 
 
 def summarise(result: dict[str, Any], model: str) -> dict[str, dict[str, Any]]:
-    """Per variant: n runs, mean/std of the summary metrics, Δ NDCG@10 vs the full model (%),
-    paired p, explanation metrics, train seconds, test users ranked per second."""
+    """Per variant: n runs, mean/std of the summary metrics, per-seed NDCG@10, Δ NDCG@10 vs the
+    full model (%), the seed-level tests (raw and Holm-adjusted over the variants), explanation
+    metrics, train seconds, test users ranked per second."""
+    from benchmark.stats import holm
+
     records, run_dirs = result["variants"], result["run_dirs"]
     full = records.get(model, [])
     full_ndcg = _mean_std([r["metrics"]["test"].get("ndcg@10", math.nan) for r in full])[0] if full else math.nan
+    full_runs = [(int(r["seed"]), d) for r, d in zip(full, run_dirs.get(model, []))]
     summary: dict[str, dict[str, Any]] = {}
     for name, runs in records.items():
         row: dict[str, Any] = {"runs": len(runs), "run_ids": [r["run_id"] for r in runs]}
+        row["seeds"] = [int(r["seed"]) for r in runs]
+        row["ndcg@10 per seed"] = [r["metrics"]["test"].get("ndcg@10", math.nan) for r in runs]
         for metric in SUMMARY_METRICS:
             mean, std = _mean_std([r["metrics"]["test"].get(metric, math.nan) for r in runs])
             if not math.isnan(mean):
@@ -148,32 +170,43 @@ def summarise(result: dict[str, Any], model: str) -> dict[str, dict[str, Any]]:
                 row[f"explanation/{metric}"] = _mean_std([v for v in values if v is not None])[0]
         if name != model and "ndcg@10" in row and full_ndcg and not math.isnan(full_ndcg):
             row["delta ndcg@10 %"] = 100.0 * (row["ndcg@10"] - full_ndcg) / full_ndcg
-            row["p vs full"] = paired_p(run_dirs.get(model, []), run_dirs[name])
+            tests = seed_statistics(full_runs, [(int(r["seed"]), d) for r, d in zip(runs, run_dirs[name])])
+            row.update({f"{k} vs full": v for k, v in tests.items()})
         row["train_seconds"] = _mean_std([r["timings"]["train_seconds"] for r in runs])[0]
         users = [len(_per_user(d, "ndcg@10")) for d in run_dirs[name]]
         rates = [u / r["timings"]["eval_seconds"] for u, r in zip(users, runs) if u and r["timings"].get("eval_seconds")]
         if rates:
             row["test_users_per_s"] = statistics.fmean(rates)
         summary[name] = row
+    for kind in ("p_seeds", "p_bootstrap"):  # the family: every variant compared with the full model
+        names = [n for n, row in summary.items() if f"{kind} vs full" in row]
+        for name, adjusted in zip(names, holm([summary[n][f"{kind} vs full"] for n in names])):
+            summary[name][f"{kind} holm vs full"] = adjusted
     return summary
 
 
-def print_summary(summary: dict[str, dict[str, Any]]) -> None:
-    from benchmark.cli import print_table
-
+def print_summary(summary: dict[str, dict[str, Any]]) -> list[list[Any]]:
+    """The summary as table rows (header first), for the CLI to print."""
     metrics = [m for m in SUMMARY_METRICS if any(m in row for row in summary.values())]
     explained = [m for m in EXPLANATION_METRICS if any(f"explanation/{m}" in row for row in summary.values())]
-    header = ["variant", "runs", *metrics, "Δ ndcg@10 %", "p vs full", *[f"exp {m}" for m in explained], "train s", "users/s"]
-    rows = []
+    header = ["variant", "runs", *metrics, "ndcg@10 per seed", "Δ ndcg@10 %", "p seeds (Holm)", "p boot (Holm)", "95% CI Δ",
+              *[f"exp {m}" for m in explained], "train s", "users/s"]  # fmt: skip
+
+    def p(row: dict[str, Any], kind: str) -> str:
+        raw, adjusted = row.get(f"{kind} vs full"), row.get(f"{kind} holm vs full")
+        return "" if raw is None or math.isnan(raw) else f"{raw:.3g} ({adjusted:.3g})"
+
+    rows: list[list[Any]] = [header]
     for name, row in summary.items():
         cells: list[Any] = [name, row["runs"]]
         cells += [f"{row[m]:.4f} ± {row[f'{m} std']:.4f}" if m in row else "" for m in metrics]
-        cells += [f"{row['delta ndcg@10 %']:+.1f}" if "delta ndcg@10 %" in row else "",
-                  f"{row['p vs full']:.3g}" if "p vs full" in row and not math.isnan(row["p vs full"]) else ""]  # fmt: skip
+        cells.append(" / ".join(f"{v:.4f}" for v in row["ndcg@10 per seed"]))
+        cells += [f"{row['delta ndcg@10 %']:+.1f}" if "delta ndcg@10 %" in row else "", p(row, "p_seeds"), p(row, "p_bootstrap"),
+                  f"[{row['ci_low vs full']:+.4f}, {row['ci_high vs full']:+.4f}]" if "ci_low vs full" in row else ""]  # fmt: skip
         cells += [row.get(f"explanation/{m}", "") for m in explained]
         cells += [round(row["train_seconds"], 1), round(row["test_users_per_s"], 1) if "test_users_per_s" in row else ""]
         rows.append(cells)
-    print_table(rows, header)
+    return rows
 
 
 def add_ablation_parser(commands: argparse._SubParsersAction, add_overrides: Any, add_output: Any, datasets: list[str]) -> None:
@@ -209,7 +242,10 @@ def cmd_ablation(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[st
     first = next(iter(result["variants"].values()))[0]
     print(f"\n{args.model} ablations on {args.data} ({first['data_source']} data, split {first['split']}, "
           f"{first['eval_protocol']} ranking), {args.seeds} seed(s); mean ± std over seeds")  # fmt: skip
-    print_summary(summary)
+    from benchmark.cli import print_table
+
+    header, *rows = print_summary(summary)
+    print_table(rows, header)
     output: dict[str, Any] = {"model": args.model, "dataset": args.data, "seeds": args.seeds, "variants": summary}
     agreement = propensity_agreement_for(args.data, args.raw_dir, overrides)
     if agreement:

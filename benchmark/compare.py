@@ -4,7 +4,10 @@
 id), and for every metric both runs have per-user values for, reports the means, their
 difference, and the p-values of a paired t-test and a Wilcoxon signed-rank test (two-sided,
 scipy; zero differences dropped as in Wilcoxon's original test; p = 1 when every difference
-is 0). Users a metric leaves out (NaN) are dropped for that metric only.
+is 0), each also Holm-adjusted over all the metrics compared (one family; the raw p-values
+are kept beside). Users a metric leaves out (NaN) are dropped for that metric only. The
+unit is the user within one run; a claim over seeds needs several runs per model
+(``ablation``, ``collect``; ``benchmark.stats``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmark.errors import BenchmarkError
+from benchmark.stats import holm, paired_tests
 
 PER_USER_FILE = "per_user_test.parquet"
 
@@ -52,23 +56,11 @@ def load_run(run: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
     return json.loads((path / "result.json").read_text()), pd.read_parquet(path / PER_USER_FILE)
 
 
-def paired_tests(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """(paired t-test p, Wilcoxon signed-rank p), two-sided; 1.0 where the runs do not differ."""
-    from scipy import stats
-
-    diff = b - a
-    if len(diff) < 2 or np.all(diff == 0):
-        return 1.0, 1.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        t_p = float(stats.ttest_rel(b, a).pvalue)
-        w_p = float(stats.wilcoxon(b, a, zero_method="wilcox").pvalue)
-    return (1.0 if math.isnan(t_p) else t_p), (1.0 if math.isnan(w_p) else w_p)
-
-
 def compare_runs(run_a: str | Path, run_b: str | Path) -> dict[str, Any]:
     """Figures per metric: ``<metric>/a``, ``/b``, ``/diff`` (b - a), ``/p_ttest``, ``/p_wilcoxon``,
-    ``/n`` (paired users), plus ``n_users`` (shared test users)."""
+    their Holm adjustments over the metrics ``/p_ttest_holm``, ``/p_wilcoxon_holm``, ``/n``
+    (paired users); plus ``n_users`` (shared test users) and ``a`` / ``b``: model, dataset,
+    seed and run id of each run."""
     record_a, users_a = load_run(run_a)
     record_b, users_b = load_run(run_b)
     for field in ("dataset_fingerprint", "eval_protocol"):
@@ -94,13 +86,21 @@ def compare_runs(run_a: str | Path, run_b: str | Path) -> dict[str, Any]:
             f"{metric}/p_wilcoxon": w_p,
             f"{metric}/n": int(both.sum()),
         })  # fmt: skip
+    for kind in ("ttest", "wilcoxon"):
+        keys = [f"{m}/p_{kind}" for m in metrics]
+        for key, adjusted in zip(keys, holm([out[k] for k in keys])):
+            out[f"{key}_holm"] = adjusted
     out["run_a"], out["run_b"] = record_a.get("run_id"), record_b.get("run_id")
+    out["a"], out["b"] = (
+        {"model": r.get("model"), "dataset": r.get("dataset"), "seed": r.get("seed"), "run_id": r.get("run_id")} for r in (record_a, record_b)
+    )
     return out
 
 
 def comparison_rows(result: dict[str, Any]) -> list[list[Any]]:
     metrics = list(dict.fromkeys(key.rsplit("/", 1)[0] for key in result if key.endswith("/p_ttest")))
     return [
-        [m, result[f"{m}/a"], result[f"{m}/b"], result[f"{m}/diff"], result[f"{m}/p_ttest"], result[f"{m}/p_wilcoxon"], result[f"{m}/n"]]
+        [m, result[f"{m}/a"], result[f"{m}/b"], result[f"{m}/diff"], result[f"{m}/p_ttest"], result[f"{m}/p_ttest_holm"],
+         result[f"{m}/p_wilcoxon"], result[f"{m}/p_wilcoxon_holm"], result[f"{m}/n"]]
         for m in metrics
     ]

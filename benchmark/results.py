@@ -11,7 +11,7 @@ negatives and sampler / streaming) and K set. Each group gives
   second underlined (gini and groupdisparity: lower is better; usergap-ndcg: lower absolute
   value is better; every other metric: higher is better), and ``†`` where the row differs
   from the best baseline (the best non-LLM4Rec row by NDCG@K) in a paired test over test
-  users (``benchmark.compare.paired_tests``; per-user values averaged over each row's seeds
+  users (``benchmark.stats.paired_tests``; per-user values averaged over each row's seeds
   first, users paired by raw id). Only metrics with per-user values can be tested (ndcg, hr,
   recall, mrr, ild, novelty); catalogue-level ones (coverage, gini, entropy, tailshare,
   usergap-ndcg, groupdisparity) never carry a marker.
@@ -43,7 +43,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.compare import PER_USER_FILE, paired_tests
+from benchmark.compare import PER_USER_FILE
+from benchmark.stats import paired_tests
 from benchmark.errors import BenchmarkError
 
 ACCURACY = ("ndcg", "hr", "recall", "mrr")

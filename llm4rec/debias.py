@@ -17,9 +17,16 @@ The propensity model, clipping, the sensitive attribute, tau and eps are open; o
   loss becomes sum w l / sum w (SNIPS), whose variance clipping and normalisation bound.
 - The sensitive attribute: no dataset has user demographics, so the attribute is the
   *item popularity group* (quantiles of training counts; 2 groups = the top 20% "head"
-  items, as in the evaluation, and the rest). The adversary predicts it from the
-  user-item representation u * v_i through a gradient-reversal layer (Ganin & Lempitsky
-  2015): the encoder learns representations from which popularity cannot be read off.
+  items, as in the evaluation, and the rest). A head predicts it from the user-item
+  representation z = u * v_i, and the encoder is trained so that z tells nothing about
+  it, in one of two ways (``PopularityAdversary(kind=...)``):
+  ``grl``: the paper's adversary, a gradient-reversal layer (Ganin & Lempitsky 2015)
+  between z and the head: one cross-entropy, minimised by the head and maximised by the
+  encoder, whose reversed gradient is scaled by lambda (the adversarial weight, ramped up
+  over training by Ganin's schedule 2 / (1 + exp(-10 p)) - 1 of the training progress p);
+  ``prior``: prior matching, the head trained on detached z, the encoder trained to make
+  the fixed head's prediction equal the prior P(S) (the paper's term
+  -sum_s P(S=s) log P(S=s | z), which is bounded, unlike the reversed cross-entropy).
 - Parity: tau = the row's K-th highest score (so "r^ > tau" = "in the top K");
   P(in top K | head) and P(in top K | tail) are estimated with a soft indicator
   sigmoid((r^ - tau) / T) averaged over each group's items; the penalty is
@@ -28,8 +35,9 @@ The propensity model, clipping, the sensitive attribute, tau and eps are open; o
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -139,34 +147,60 @@ def popularity_groups(item_counts: np.ndarray, n_groups: int = 2) -> np.ndarray:
 # --- adversary ---------------------------------------------------------------------------
 
 
+class GradientReversal(torch.autograd.Function):
+    """Identity forward; the gradient multiplied by -scale backward (Ganin & Lempitsky 2015)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.scale * grad, None
+
+
+def grl_schedule(progress: float) -> float:
+    """Ganin's ramp 2 / (1 + exp(-10 p)) - 1 of the training progress p in [0, 1]: 0 -> 1."""
+    return 2.0 / (1.0 + math.exp(-10.0 * min(max(progress, 0.0), 1.0))) - 1.0
+
+
+AdversaryKind = Literal["prior", "grl"]
+
+
 class PopularityAdversary(nn.Module):
-    """The adversarial pair of the paper's loss -sum_s P(S=s) log P(S=s | r^).
+    """A head predicting the target item's popularity group from z = u * v, and the encoder's
+    adversarial objective against it (module docstring: ``grl`` or ``prior``)."""
 
-    The head learns to predict the target item's popularity group from the user-item
-    representation u * v (cross-entropy on a detached input: it never moves the encoder).
-    The encoder minimises the paper's term with the head held fixed: the cross-entropy
-    between the groups' prior P(S) and the head's prediction, smallest when the
-    prediction equals the prior, i.e. when the representation tells nothing about
-    popularity. Both are returned; their sum is the module's loss. (A gradient-reversal
-    layer, maximising the head's own loss, diverged in our runs: see llm4rec/README.md.)
-    """
-
-    def __init__(self, dim: int, prior: torch.Tensor, hidden: int = 64) -> None:
+    def __init__(self, dim: int, prior: torch.Tensor, hidden: int = 64, kind: AdversaryKind = "prior") -> None:
         super().__init__()
         if prior.dim() != 1 or len(prior) < 2 or not torch.isclose(prior.sum(), torch.tensor(1.0, dtype=prior.dtype)):
             raise BenchmarkError(f"adversary: the group prior must be a distribution over >= 2 groups, got {prior.tolist()}")
+        if kind not in ("prior", "grl"):
+            raise BenchmarkError(f"adversary must be 'prior' or 'grl', got {kind!r}")
+        self.kind = kind
         self.net = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, len(prior)))
         self.register_buffer("prior", prior.float(), persistent=False)
 
-    def forward(self, user: torch.Tensor, item: torch.Tensor, group: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(head loss, encoder loss) for representations u * v of pairs whose items are in ``group``."""
+    def forward(self, user: torch.Tensor, item: torch.Tensor, group: torch.Tensor, weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss to add, the head's cross-entropy) for pairs whose items are in ``group``;
+        ``weight`` scales the encoder's side (lambda), never the head's own training."""
         z = user * item
-        head = F.cross_entropy(self.net(z.detach()), group)
-        # the encoder's term moves the representation only: the head runs on detached weights
+        if self.kind == "grl":
+            head = F.cross_entropy(self.net(GradientReversal.apply(z, weight)), group)
+            return head, head.detach()
+        head = self.head_loss(z, group)
+        return head + weight * self.prior_matching(z), head.detach()
+
+    def head_loss(self, z: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
+        """The head's cross-entropy on detached representations: it never moves the encoder."""
+        return F.cross_entropy(self.net(z.detach()), group)
+
+    def prior_matching(self, z: torch.Tensor) -> torch.Tensor:
+        """-sum_s P(S=s) log P(S=s | z) through the head held fixed: it moves the representation only."""
         fixed = {name: p.detach() for name, p in self.net.named_parameters()}
         log_p = F.log_softmax(torch.func.functional_call(self.net, fixed, (z,)), dim=-1)
-        encoder = -(self.prior * log_p).sum(-1).mean()
-        return head, encoder
+        return -(self.prior * log_p).sum(-1).mean()
 
 
 # --- parity ------------------------------------------------------------------------------

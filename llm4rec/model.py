@@ -52,7 +52,9 @@ from benchmark.data.features import ItemFeatures
 from benchmark.errors import BenchmarkError
 from benchmark.model import BatchSpec, RecModule, TrainBatchKind
 from llm4rec.backbone import SMOLLM2, BackboneConfig, load_backbone
-from llm4rec.debias import LogisticExposure, PopularityAdversary, exposure_parity_penalty, ips_weights, popularity_groups, popularity_propensity
+from llm4rec.debias import (
+    LogisticExposure, PopularityAdversary, exposure_parity_penalty, grl_schedule, ips_weights, popularity_groups, popularity_propensity,
+)
 from llm4rec.fusion import MODALITIES, MultimodalFusion
 from llm4rec.retrieval import RetrievalIndex, SnippetStore, known_items
 
@@ -151,9 +153,12 @@ class LLM4RecConfig:
     """Propensities below this are clipped (weights at most 1 / clip)."""
     ips_self_normalise: bool = True
     """Self-normalised IPS (SNIPS): the loss is sum(w l) / sum(w)."""
+    adversary: Literal["prior", "grl"] = "prior"
+    """How the encoder is made popularity-blind (llm4rec/debias.py): ``grl``, the paper's
+    gradient-reversal layer; ``prior``, prior matching (the head's prediction pulled to P(S))."""
     adversarial_weight: float = 0.1
-    """Weight of the encoder's adversarial term -sum_s P(S=s) log P(S=s | u * v) (the head
-    that predicts the popularity group trains at full rate on detached representations)."""
+    """lambda: weight of the encoder's adversarial side (prior: the prior-matching term; grl:
+    the reversed gradient, ramped up by Ganin's schedule); the head trains at full rate."""
     popularity_groups: int = 2
     """Popularity groups the adversary predicts (2: head = top 20% of items, tail)."""
     parity_weight: float = 0.01
@@ -314,7 +319,7 @@ class LLM4Rec(RecModule):
         # the prior P(S) of the adversarial term: the groups' share of training interactions
         prior = torch.as_tensor(np.bincount(groups[train_items], minlength=config.popularity_groups) if len(train_items) else np.ones(config.popularity_groups), dtype=torch.float64)
         self.adversary = (
-            PopularityAdversary(config.dim, (prior / prior.sum()).float())
+            PopularityAdversary(config.dim, (prior / prior.sum()).float(), kind=config.adversary)
             if config.debias and config.adversarial_weight > 0 else None
         )  # fmt: skip
         self.index = RetrievalIndex(config.rag_index, nlist=config.rag_nlist, nprobe=config.rag_nprobe, hnsw_m=config.rag_hnsw_m)
@@ -565,9 +570,10 @@ class LLM4Rec(RecModule):
         logs["train/rank"] = loss.detach()
         if cfg.debias and len(target):
             if self.adversary is not None:
-                head, confusion = self.adversary(user_vec, fused[target], self.item_group[target])
-                loss = loss + head + cfg.adversarial_weight * confusion  # the head trains at full rate, the encoder term is weighted
-                logs["train/adversary_head"], logs["train/adversary"] = head.detach(), confusion.detach()
+                lam = cfg.adversarial_weight * (grl_schedule(self._progress()) if cfg.adversary == "grl" else 1.0)
+                term, head = self.adversary(user_vec, fused[target], self.item_group[target], lam)
+                loss = loss + term  # the head trains at full rate, the encoder's side is weighted by lambda
+                logs["train/adversary_head"], logs["train/adversary_lambda"] = head, torch.tensor(lam)
             if cfg.parity_weight > 0:
                 parity = exposure_parity_penalty(parity_scores, parity_head, cfg.parity_k, cfg.parity_temperature, cfg.parity_epsilon)
                 loss = loss + cfg.parity_weight * parity
@@ -584,6 +590,12 @@ class LLM4Rec(RecModule):
         self.log_train_loss(loss, inputs.shape[0])
         self.log_dict(logs, batch_size=inputs.shape[0])
         return loss
+
+    def _progress(self) -> float:
+        """Share of the planned optimiser steps done (0 outside a Trainer)."""
+        trainer = self._trainer
+        total = trainer.estimated_stepping_batches if trainer is not None else 0
+        return float(self.global_step) / total if total and math.isfinite(total) else 0.0
 
     def _extra_loss(self, inputs: torch.Tensor, targets: torch.Tensor, fused: torch.Tensor) -> torch.Tensor | None:
         return None  # the generative subclass adds its title loss here
@@ -801,6 +813,12 @@ class LLM4RecGenerative(LLM4Rec):
         tail = self.lm.get_input_embeddings()(self.next_ids).unsqueeze(0).expand(len(seq), -1, -1)
         ones = torch.ones(len(seq), len(self.next_ids), dtype=torch.bool, device=seq.device)
         return torch.cat([embeds, tail.to(embeds.dtype)], 1), torch.cat([mask, ones], 1)
+
+    def _progress(self) -> float:
+        """Share of the planned optimiser steps done (0 outside a Trainer)."""
+        trainer = self._trainer
+        total = trainer.estimated_stepping_batches if trainer is not None else 0
+        return float(self.global_step) / total if total and math.isfinite(total) else 0.0
 
     def _extra_loss(self, inputs: torch.Tensor, targets: torch.Tensor, fused: torch.Tensor) -> torch.Tensor | None:
         if self.config.generative_weight == 0:

@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 from benchmark.cli import main
-from benchmark.compare import paired_tests
+from benchmark.stats import paired_tests
 from tests.benchmark.eval_runs import bpr_run, odd_ml, pop_run, run_model  # noqa: F401
 
 
@@ -21,8 +21,10 @@ def test_compare_two_runs(bpr_run, pop_run, tmp_path: Path, capsys) -> None:  # 
     (record_a, dir_a), (record_b, dir_b) = bpr_run, pop_run
     out = tmp_path / "c.json"
     assert main(["compare", str(dir_a), str(dir_b / "result.json"), "--output", str(out)]) == 0
-    assert "p (Wilcoxon)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "p (Wilcoxon)" in printed and "Holm" in printed
     result = json.loads(out.read_text())
+    assert f"A = bpr on synthetic-ml, seed {record_a['seed']}" in printed and result["b"]["model"] == "pop"
     a, b = pd.read_parquet(dir_a / "per_user_test.parquet"), pd.read_parquet(dir_b / "per_user_test.parquet")
     assert result["n_users"] == len(a) == len(b)
     assert pq.read_schema(dir_a / "per_user_test.parquet").metadata[b"eval_protocol"] == b"full"
@@ -34,6 +36,11 @@ def test_compare_two_runs(bpr_run, pop_run, tmp_path: Path, capsys) -> None:  # 
         assert result[f"{metric}/p_ttest"] == pytest.approx(stats.ttest_rel(y[keep], x[keep]).pvalue)
         assert result[f"{metric}/p_wilcoxon"] == pytest.approx(stats.wilcoxon(y[keep], x[keep]).pvalue)
     assert "coverage@10/p_ttest" not in result  # no per-user value for catalogue-level metrics
+    metrics = [key.removesuffix("/p_ttest") for key in result if key.endswith("/p_ttest")]
+    raw = [result[f"{m}/p_ttest"] for m in metrics]
+    order = np.argsort(raw, kind="stable")  # Holm over the family of every metric compared
+    expected = np.maximum.accumulate([min(1.0, (len(raw) - r) * raw[i]) for r, i in enumerate(order)])
+    assert [result[f"{metrics[i]}/p_ttest_holm"] for i in order] == pytest.approx(expected.tolist())
 
 
 def test_paired_tests_edge_cases() -> None:

@@ -46,7 +46,7 @@ def test_sweep_spaces_of_the_variants_share_llm4recs_parameters() -> None:
         params = yaml.safe_load((root / f"llm4rec-{name}.yaml").read_text())["params"]
         assert all(base[key] == value for key, value in params.items())
         assert set(base) - set(params) <= {"rag_top_r", "rag_query_items", "rag_temperature", "propensity", "propensity_power",
-                                           "ips_clip", "adversarial_weight", "parity_weight", "explain_weight", "lora_r", "rank_layers"}  # fmt: skip
+                                           "ips_clip", "adversary", "adversarial_weight", "parity_weight", "explain_weight", "lora_r", "rank_layers"}  # fmt: skip
 
 
 def _fake_run(tmp: Path, calls: list[tuple[str, int]]):  # noqa: ANN202
@@ -88,7 +88,14 @@ def test_grid_summary_and_reuse(tmp_path, monkeypatch) -> None:
     assert full["ndcg@10 std"] == pytest.approx(np.std([0.025, 0.026], ddof=1))
     no_rag = (0.0255 - 0.005 * 1.15)  # offset -0.5 times the mean of 1 + u / 10
     assert summary["llm4rec-no-rag"]["delta ndcg@10 %"] == pytest.approx(100 * (no_rag - 0.0255) / 0.0255)
-    assert 0 <= summary["llm4rec-no-rag"]["p vs full"] < 0.001  # 8 user pairs, every one lower
+    row = summary["llm4rec-no-rag"]
+    assert row["ndcg@10 per seed"] == pytest.approx([no_rag - 0.0005, no_rag + 0.0005]) and row["seeds"] == [0, 1]
+    # the seed is the unit: the difference is the same on both seeds, every user lower on each
+    assert row["p_seeds vs full"] < 1e-10 and row["p_bootstrap vs full"] == pytest.approx(1e-4)
+    assert row["ci_low vs full"] < row["ci_high vs full"] < 0 and row["n_seeds vs full"] == 2
+    assert row["p_bootstrap holm vs full"] == pytest.approx(2e-4)  # two variants in the family
+    header, *rows = ablation.print_summary(summary)
+    assert "p seeds (Holm)" in header and any("0.0250 / 0.0260" in str(c) for c in rows[0])
     assert full["test_users_per_s"] == pytest.approx(2.0)  # 4 users in 2 s
     # a second grid reuses every completed (variant, seed) with the same configuration
     calls.clear()

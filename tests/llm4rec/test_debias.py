@@ -5,7 +5,7 @@ import torch
 from benchmark.data.datasets import load_dataset
 from benchmark.errors import BenchmarkError
 from llm4rec.debias import (
-    LogisticExposure, PopularityAdversary, exposure_parity_penalty, ips_weights, popularity_groups,
+    LogisticExposure, PopularityAdversary, exposure_parity_penalty, grl_schedule, ips_weights, popularity_groups,
     popularity_propensity, propensity_agreement, simulator_propensity_report,
 )  # fmt: skip
 
@@ -39,7 +39,9 @@ def test_adversary_head_and_encoder_terms() -> None:
     adversary = PopularityAdversary(4, prior)
     user = torch.randn(6, 4, requires_grad=True)
     groups = torch.tensor([0, 1, 1, 1, 0, 1])
-    head, encoder = adversary(user, torch.ones(6, 4), groups)
+    head, encoder = adversary.head_loss(user, groups), adversary.prior_matching(user)
+    term, logged = adversary(user, torch.ones(6, 4), groups, 0.3)
+    assert term.item() == pytest.approx(head.item() + 0.3 * encoder.item()) and logged.item() == pytest.approx(head.item())
     # the head's loss trains the head only; the encoder's term moves the representation only
     assert torch.autograd.grad(head, user, allow_unused=True)[0] is None
     assert all(g is None for g in torch.autograd.grad(encoder, list(adversary.parameters()), allow_unused=True))
@@ -49,11 +51,31 @@ def test_adversary_head_and_encoder_terms() -> None:
     with torch.no_grad():
         adversary.net[2].weight.zero_()
         adversary.net[2].bias.copy_(prior.log())
-    _, encoder = adversary(user, torch.ones(6, 4), groups)
+    encoder = adversary.prior_matching(user)
     assert encoder.item() == pytest.approx(-(prior * prior.log()).sum().item(), rel=1e-6)
     assert torch.autograd.grad(encoder, user)[0].abs().max() < 1e-6
     with pytest.raises(BenchmarkError, match="distribution"):
         PopularityAdversary(4, torch.tensor([0.5, 0.2]))
+
+
+def test_gradient_reversal_adversary() -> None:
+    """kind="grl": one cross-entropy; the head gets its ordinary gradient, the representation
+    the same gradient reversed and scaled by lambda."""
+    torch.manual_seed(0)
+    adversary = PopularityAdversary(4, torch.tensor([0.25, 0.75]), kind="grl")
+    user = torch.randn(6, 4, requires_grad=True)
+    groups = torch.tensor([0, 1, 1, 1, 0, 1])
+    term, logged = adversary(user, torch.ones(6, 4), groups, 0.5)
+    plain = torch.nn.functional.cross_entropy(adversary.net(user), groups)
+    assert term.item() == pytest.approx(plain.item()) and logged.item() == pytest.approx(plain.item())
+    reversed_grad, *head_grads = torch.autograd.grad(term, [user, *adversary.parameters()])
+    plain_grad, *plain_head = torch.autograd.grad(plain, [user, *adversary.parameters()])
+    torch.testing.assert_close(reversed_grad, -0.5 * plain_grad)
+    for a, b in zip(head_grads, plain_head):
+        torch.testing.assert_close(a, b)
+    assert grl_schedule(0.0) == 0.0 and grl_schedule(1.0) == pytest.approx(0.99991, abs=1e-5) and grl_schedule(0.1) == pytest.approx(0.4621, abs=1e-4)
+    with pytest.raises(BenchmarkError, match="prior' or 'grl"):
+        PopularityAdversary(4, torch.tensor([0.5, 0.5]), kind="other")
 
 
 def test_exposure_parity_penalty_against_hand_values() -> None:
