@@ -318,7 +318,9 @@ def print_run_extras(record: dict[str, Any], run_dir: Path, n_examples: int = 3)
     flat: dict[str, Any] = {}
     if "explanations" in record:
         metrics = record["explanations"]["metrics"]
-        print(f"\nexplanations ({record['explanations']['n_users']} test users)")
+        reference = record["explanations"].get("reference")
+        note = "BLEU/ROUGE against each user's own held-out review" if reference == "reviews" else "no reference text on this dataset: no BLEU/ROUGE"
+        print(f"\nexplanations ({record['explanations']['n_users']} test users; {note})")
         print_table([[k, v] for k, v in metrics.items()], ["metric", "value"])
         flat.update({f"explanation/{k}": v for k, v in metrics.items()})
         path = run_dir / record["explanations"]["file"]

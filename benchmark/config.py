@@ -74,8 +74,8 @@ class TrainConfig:
     stream_replay_size: int = 2048  # replay reservoir capacity (0: no replay); each update mixes in <= its event count
     stream_recency_half_life: float | None = 1.0  # recency-weight half-life in window lengths; None: uniform
     stream_steps_per_window: int | None = None  # optimizer steps per window; None: one pass over the update set
-    # explanations (models with explanation_report, e.g. LLM4Rec): test users whose top-10 lists the
-    # model receives (seeded sample; 0 = all), and explanations written to runs/<id>/explanations.jsonl
+    # explanations (models that generate them, e.g. LLM4Rec): test users whose held-out pair the model
+    # explains and the harness scores (seeded sample; 0 = all), and samples written to runs/<id>/explanations.jsonl
     explanation_users: int = 1000
     explanation_samples: int = 20
 

@@ -506,3 +506,64 @@ BEYOND_METRICS: dict[str, tuple[type[RankingMetric], str]] = {
     "usergap-ndcg": (UserGapNDCG, "is_active"),
     "groupdisparity": (GroupDisparity, "item_group"),
 }
+
+
+# --- text metrics: generated explanations against held-out references -----------------------
+#
+# Computed by the harness (benchmark.runner) from the text a model generates; tokens are the
+# lower-cased ``\w+`` runs of the text. ``bleu4`` is corpus BLEU-4 (torchmetrics ``BLEUScore``:
+# uniform weights, brevity penalty, no smoothing), ``rouge_l`` the mean ROUGE-L F1 over pairs
+# (torchmetrics ``ROUGEScore``, no stemming); both need a reference text per explanation (a
+# user's own held-out review), so datasets without review text report neither.
+# ``feature_match`` is the share of explanations naming at least one true attribute of their
+# item (whole words, case-insensitive), ``distinct_2`` distinct bigrams over all bigrams of all
+# explanations (bigrams never span two explanations); both need no reference.
+
+
+def words(text: str) -> list[str]:
+    """The text metrics' tokens: lower-cased runs of word characters."""
+    import re
+
+    return re.findall(r"\w+", text.lower())
+
+
+def feature_match(explanations: list[str], item_attributes: list[list[str]]) -> float:
+    """Share of explanations mentioning >= 1 attribute of their item (case-insensitive, whole word)."""
+    import re
+
+    if len(explanations) != len(item_attributes):
+        raise ValueError(f"feature_match: {len(explanations)} explanations but {len(item_attributes)} attribute lists")
+    if not explanations:
+        raise ValueError("feature_match: no explanations")
+    hits = 0
+    for text, attrs in zip(explanations, item_attributes):
+        if any(re.search(r"(?<!\w)" + re.escape(a.strip()) + r"(?!\w)", text, flags=re.IGNORECASE) for a in attrs if a.strip()):
+            hits += 1
+    return hits / len(explanations)
+
+
+def distinct_n(explanations: list[str], n: int = 2) -> float:
+    """Distinct n-grams / all n-grams over all explanations (n-grams within one explanation); 0 if none."""
+    grams = [tuple(tokens[i : i + n]) for tokens in map(words, explanations) for i in range(len(tokens) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def text_metrics(explanations: list[str], references: list[str] | None, item_attributes: list[list[str]] | None) -> dict[str, float]:
+    """``bleu4`` and ``rouge_l`` (when ``references`` are given, one per explanation),
+    ``feature_match`` (when some item has attributes) and ``distinct_2``."""
+    from torchmetrics.text import BLEUScore, ROUGEScore
+
+    if not explanations:
+        raise ValueError("text_metrics: no explanations")
+    out: dict[str, float] = {}
+    if references is not None:
+        if len(references) != len(explanations):
+            raise ValueError(f"text_metrics: {len(explanations)} explanations, {len(references)} references")
+        tokenised = [" ".join(words(t)) for t in explanations]
+        refs = [" ".join(words(t)) for t in references]
+        out["bleu4"] = float(BLEUScore(n_gram=4, smooth=False)(tokenised, [[r] for r in refs]))
+        out["rouge_l"] = float(ROUGEScore(rouge_keys="rougeL", normalizer=lambda s: s)(tokenised, refs)["rougeL_fmeasure"])
+    if item_attributes is not None and any(item_attributes):
+        out["feature_match"] = feature_match(explanations, item_attributes)
+    out["distinct_2"] = distinct_n(explanations, 2)
+    return out

@@ -79,6 +79,9 @@ class RecModule(L.LightningModule):
     #: [B, L] sequential, aligned with ``target_seq``); else streaming applies recency
     #: weights by weighted sampling of the update rows.
     supports_sample_weights: bool = False
+    #: True for models that generate natural-language explanations through ``explain``; the
+    #: harness then explains held-out test pairs and scores the texts (benchmark.runner)
+    generates_explanations: bool = False
 
     def __init__(self, n_users: int, n_items: int) -> None:
         super().__init__()
@@ -133,6 +136,11 @@ class RecModule(L.LightningModule):
 
     def recommend(self, batch: dict[str, torch.Tensor], k: int) -> torch.Tensor:
         """Top-k item ids for the batch's users (generative models): LongTensor [B, k]."""
+        raise NotImplementedError
+
+    def explain(self, batch: dict[str, torch.Tensor], items: torch.Tensor) -> list[str]:
+        """One explanation per row of an evaluation ``batch`` for the item ``items[row]``
+        (models with ``generates_explanations``)."""
         raise NotImplementedError
 
     @classmethod

@@ -199,8 +199,11 @@ def build_model(cfg: RunConfig, data: PreparedData, *, progress: bool = True) ->
     extra: dict[str, Any] = {"train_pairs": (data.train.user, data.train.item)} if spec.cls.needs_train_graph else {}
     if getattr(spec.cls, "needs_item_table", False):  # models that read item text (GenRec's titles)
         extra["items"] = data.items
-    if getattr(spec.cls, "needs_raw_dir", False):  # models that read raw review text (LLM4Rec's explanation targets)
-        extra["raw_dir"] = cfg.raw_dir
+    if getattr(spec.cls, "needs_interaction_texts", False):  # the training split's reviews only (benchmark.data.reviews)
+        from benchmark.data.reviews import interaction_texts
+
+        texts = interaction_texts(data, cfg.raw_dir)
+        extra["texts"] = texts.train if texts is not None else None
     if not spec.cls.needs_item_features:
         return spec.cls(data.n_users, data.n_items, cfg.model_config, **extra)
     from benchmark.data.features import item_features  # sentence-transformers only when needed
@@ -259,25 +262,68 @@ def top_k_lists(model: RecModule, dm: RecDataModule, rows: np.ndarray, k: int, b
     return out
 
 
-def explanations(model: RecModule, dm: RecDataModule, train: TrainConfig, *, seed: int, run_dir: Path, write: bool) -> dict[str, Any] | None:
-    """For models with ``explanation_report(data, top_k, n_samples) -> (metrics, samples)``:
-    hand it the top-10 lists of ``train.explanation_users`` test users (seeded sample; 0 =
-    all), write the samples to ``explanations.jsonl`` and return what the record keeps."""
-    report = getattr(model, "explanation_report", None)
-    if report is None:
+def explanations(model: RecModule, dm: RecDataModule, train: TrainConfig, *, seed: int, raw_dir: str | None, run_dir: Path, write: bool) -> dict[str, Any] | None:
+    """For models that generate explanations (``generates_explanations``, ``explain(batch, items)``):
+    explain the held-out test pair of ``train.explanation_users`` test users (seeded sample;
+    0 = all) and score the texts (``benchmark.metrics.text_metrics``): BLEU-4 and ROUGE-L
+    against the user's own review of the item where the dataset has review text (the
+    held-out reference, which the model never sees), feature match against the item's
+    attributes, distinct-2. ``explanation_samples`` users also get an explanation of their
+    top-1 recommendation; the samples go to ``explanations.jsonl``."""
+    if not getattr(model, "generates_explanations", False):
         return None
+    from benchmark.data.features import item_attributes
+    from benchmark.data.reviews import interaction_texts
+    from benchmark.metrics import text_metrics
+
     start = time.perf_counter()
-    rows = np.arange(len(dm.test_set))
+    data, test_set = dm.data, dm.test_set
+    rows = np.arange(len(test_set))
     if 0 < train.explanation_users < len(rows):
         rows = np.sort(np.random.default_rng([seed, 17]).choice(len(rows), train.explanation_users, replace=False))
-    metrics, samples = report(dm.data, top_k_lists(model, dm, rows, EXPLANATION_K, train.eval_batch_size), train.explanation_samples)
+    users = test_set.users[rows]
+    rel_rows, rel_items = test_set.relevant.gather(users)
+    first = np.unique(rel_rows, return_index=True)[1]
+    items = rel_items[first]  # the (first) held-out test item of each user
+    texts = interaction_texts(data, raw_dir)
+    references: list[str] | None = None
+    if texts is not None:
+        lookup = dict(zip(zip(texts.test["user"].tolist(), texts.test["item"].tolist()), texts.test["text"].tolist()))
+        with_text = np.array([(int(u), int(i)) in lookup for u, i in zip(users, items)], dtype=bool)
+        rows, users, items = rows[with_text], users[with_text], items[with_text]
+        references = [lookup[(int(u), int(i))] for u, i in zip(users, items)]
+    if not len(rows):
+        return None
+    attributes = item_attributes(data.items)
+    titles = data.items["title"].fillna("").astype(str).tolist() if "title" in data.items else [""] * data.n_items
+    generated: list[str] = []
+    for s in range(0, len(rows), train.eval_batch_size):
+        batch = {k: v.to(model.device) for k, v in test_set[(0, 0, rows[s : s + train.eval_batch_size])].items()}
+        generated += model.explain(batch, torch.as_tensor(items[s : s + train.eval_batch_size]))
+    metrics = text_metrics(generated, references, [attributes[int(i)] for i in items])
+    metrics["seconds_per_explanation"] = (time.perf_counter() - start) / len(generated)
+    n = min(train.explanation_samples, len(rows))
+    top1 = top_k_lists(model, dm, rows[:n], 1, train.eval_batch_size)
+    samples: list[dict[str, Any]] = []
+    for j in range(n):
+        user, item = int(users[j]), int(items[j])
+        samples.append({"user": str(data.user_ids[user]), "item": str(data.item_ids[item]), "title": titles[item], "kind": "test item",
+                        "explanation": generated[j], "reference": references[j] if references is not None else None})  # fmt: skip
+    picked = [j for j in range(n) if top1.get(int(users[j]))]
+    if picked:
+        batch = {k: v.to(model.device) for k, v in test_set[(0, 0, rows[picked])].items()}
+        recommended = [top1[int(users[j])][0] for j in picked]
+        for j, item, text in zip(picked, recommended, model.explain(batch, torch.as_tensor(recommended))):
+            samples.append({"user": str(data.user_ids[int(users[j])]), "item": str(data.item_ids[item]), "title": titles[item], "kind": "top-1 recommendation",
+                            "explanation": text, "reference": None})  # fmt: skip
     if write:
         run_dir.mkdir(parents=True, exist_ok=True)
         with open(run_dir / EXPLANATIONS_FILE, "w", encoding="utf-8") as fh:
             for sample in samples:
                 fh.write(json.dumps(sample, ensure_ascii=False, default=str) + "\n")
     return {"metrics": {k: float(v) for k, v in metrics.items()}, "n_users": len(rows), "n_samples": len(samples),
-            "file": EXPLANATIONS_FILE, "seconds": round(time.perf_counter() - start, 3)}  # fmt: skip
+            "reference": "reviews" if references is not None else "none", "file": EXPLANATIONS_FILE,
+            "seconds": round(time.perf_counter() - start, 3)}  # fmt: skip
 
 
 def new_run_id(cfg: RunConfig) -> str:
@@ -354,7 +400,7 @@ def run(cfg: RunConfig, out_dir: str | Path = ".", *, progress: bool = True, tag
     test, per_user, eval_seconds = _test(trainer, model, dm, evaluator)
     # after the test pass, in this order: explanations read the tested model, streaming then updates it
     extras = {"protocol": train.protocol}
-    explained = explanations(model, dm, train, seed=cfg.seed, run_dir=run_dir, write=trainer.is_global_zero)
+    explained = explanations(model, dm, train, seed=cfg.seed, raw_dir=cfg.raw_dir, run_dir=run_dir, write=trainer.is_global_zero)
     if explained is not None:
         extras["explanations"] = explained
     if train.protocol == "streaming":

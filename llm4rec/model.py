@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -256,7 +255,7 @@ class LLM4Rec(RecModule):
     needs_item_features: ClassVar[bool] = True
     needs_train_graph: ClassVar[bool] = True  # training counts: propensities, popularity groups, the index's known items
     needs_item_table: ClassVar[bool] = True  # titles and attributes for prompts and snippets
-    needs_raw_dir: ClassVar[bool] = True  # review texts (explanation targets, snippets) are read from the raw files
+    needs_interaction_texts: ClassVar[bool] = True  # training-split reviews: explanation targets, snippets
     supports_sample_weights: ClassVar[bool] = True  # the streaming protocol's recency weights scale the ranking loss
 
     def __init__(
@@ -268,14 +267,17 @@ class LLM4Rec(RecModule):
         features: ItemFeatures | None = None,
         train_pairs: tuple[np.ndarray, np.ndarray] | None = None,
         items: pd.DataFrame | None = None,
-        raw_dir: str | None = None,
+        texts: pd.DataFrame | None = None,
     ) -> None:
+        """``texts``: the training split's review texts (user, item, timestamp, text; internal
+        ids), the explanation targets; None where the dataset has no reviews (the targets are
+        then the items' attribute sentences)."""
         super().__init__(n_users, n_items)
         _check(config)
         self.config = config
         self.pad = n_items
-        self.raw_dir = raw_dir
         self.supports_adaptation = config.adaptive  # read by the streaming protocol
+        self.generates_explanations = config.explain  # read by the harness (runner.explanations)
         users, train_items = train_pairs if train_pairs is not None else (np.zeros(0, np.int64), np.zeros(0, np.int64))
         users, train_items = np.asarray(users, dtype=np.int64), np.asarray(train_items, dtype=np.int64)
         item_counts = np.bincount(train_items, minlength=n_items)
@@ -334,9 +336,15 @@ class LLM4Rec(RecModule):
                 row = row[: config.title_tokens]
                 table[i, config.title_tokens - len(row) :] = torch.tensor(row, dtype=torch.long)  # right-aligned: next to s_t
             self.register_buffer("title_table", table, persistent=False)
-        self.explain_data: Any = None  # llm4rec.explain.ExplanationData, attached with the data (setup)
-        self.snippets: SnippetStore | None = None
         self._train_texts: dict[tuple[int, int], str] = {}
+        self._item_sentences: list[str] = []
+        if texts is not None and len(texts):
+            self._train_texts = dict(zip(zip(texts["user"].tolist(), texts["item"].tolist()), texts["text"].tolist()))
+        elif items is not None:
+            from llm4rec.explain import attribute_targets
+
+            self._item_sentences = attribute_targets(items)
+        self.snippets = SnippetStore.build(self.titles, self.attributes, self.known.cpu().numpy(), texts)
         self._cache: torch.Tensor | None = None  # fused item table of the current weights (evaluation)
         self.last_retrieved: np.ndarray | None = None  # [B, L, r] items of the last prompt's context (-1: none)
 
@@ -417,21 +425,13 @@ class LLM4Rec(RecModule):
             # every epoch, so the first batches are a fresh random sample, and the epoch still
             # ends with its validation pass (stopping early from on_train_batch_start skips it)
             self.trainer.limit_train_batches = -(-cap // self.config.batch_size)
-        data = getattr(getattr(self.trainer, "datamodule", None), "data", None)
-        if data is not None and self.config.explain and self.explain_data is None:
-            self.attach_data(data)
 
-    def attach_data(self, data: Any) -> None:
-        """Explanation targets (training-period reviews or item attributes) and retrieval
-        snippets from a ``PreparedData`` (read once; cached by llm4rec.explain)."""
-        from llm4rec.explain import ExplanationData
-
-        self.explain_data = ExplanationData.build(data, raw_dir=self.raw_dir)
-        train = self.explain_data.train
-        self._train_texts = dict(zip(zip(train["user"].tolist(), train["item"].tolist()), train["text"].tolist()))
-        self.snippets = SnippetStore.build(
-            self.titles, self.attributes, self.known.cpu().numpy(), train if self.explain_data.source == "reviews" else None
-        )
+    def target_text(self, user: int, item: int) -> str | None:
+        """The explanation target of a training pair: the user's review, or (no reviews) the
+        item's attribute sentence; None when there is none."""
+        if self._train_texts:
+            return self._train_texts.get((user, item))
+        return self._item_sentences[item] or None if self._item_sentences else None
 
     # --- the prompt -----------------------------------------------------------------------------
     def _invalidate(self) -> None:
@@ -578,7 +578,7 @@ class LLM4Rec(RecModule):
                 parity = exposure_parity_penalty(parity_scores, parity_head, cfg.parity_k, cfg.parity_temperature, cfg.parity_epsilon)
                 loss = loss + cfg.parity_weight * parity
                 logs["train/parity"] = parity.detach()
-        if cfg.explain and cfg.explain_weight > 0 and self._train_texts and batch_idx % cfg.explain_every == 0:
+        if cfg.explain and cfg.explain_weight > 0 and (self._train_texts or self._item_sentences) and batch_idx % cfg.explain_every == 0:
             explanation = self._explanation_loss(batch, inputs, targets, states, fused, batch_idx)
             if explanation is not None:
                 loss = loss + cfg.explain_weight * explanation
@@ -611,7 +611,9 @@ class LLM4Rec(RecModule):
 
         k = self.config.explain_history
         titles = [self.titles[i] for i in list(history)[-k:]] if k else []
-        return build_prompt(titles, self.titles[item], self.attributes[item], self._evidence(retrieved))
+        # the explained item's own snippet would hand the prompt its attributes (what
+        # feature_match checks): evidence is about the other retrieved items only
+        return build_prompt(titles, self.titles[item], self._evidence([r for r in retrieved if r != item]))
 
     def _prefix(self, user_vec: torch.Tensor, item_vec: torch.Tensor) -> torch.Tensor | None:
         """[h_u; h_i] as two soft tokens [B, 2, H] (the paper's LLM([h_u; h_i; c_t; template]))."""
@@ -626,9 +628,7 @@ class LLM4Rec(RecModule):
 
         cfg = self.config
         users = batch["users"].tolist()
-        candidates = [
-            (b, t) for b, t in torch.nonzero(targets != self.pad).tolist() if (users[b], int(targets[b, t])) in self._train_texts
-        ]
+        candidates = [(b, t) for b, t in torch.nonzero(targets != self.pad).tolist() if self.target_text(users[b], int(targets[b, t]))]
         if not candidates:
             return None
         rng = np.random.default_rng([self.global_step, batch_idx])
@@ -639,80 +639,33 @@ class LLM4Rec(RecModule):
             history = [i for i in inputs[b, : t + 1].tolist() if i != self.pad]
             item = int(targets[b, t])
             prompts.append(self._explain_prompt(history, item, retrieved[b, t] if retrieved is not None else []))
-            texts.append(self._train_texts[(users[b], item)])
+            texts.append(self.target_text(users[b], item))
         b_idx = torch.tensor([b for b, _ in chosen], device=states.device)
         t_idx = torch.tensor([t for _, t in chosen], device=states.device)
         prefix = self._prefix(states[b_idx, t_idx], fused[targets[b_idx, t_idx]])
         return explanation_loss(self.lm, self.tokenizer, prompts, texts, cfg.explain_max_length, prefix_embeds=prefix)
 
     @torch.no_grad()
-    def explanation_report(self, data: Any, top_k: dict[int, list[int]], n_samples: int) -> tuple[dict[str, float], list[dict[str, Any]]]:
-        """Explanations for the given test users (runner hook): metrics over each user's
-        held-out test pair against their own review (or the item's attributes), and
-        samples that also explain the user's top-1 recommendation."""
-        from llm4rec.explain import explanation_metrics, generate_explanations
+    def explain(self, batch: dict[str, torch.Tensor], items: torch.Tensor) -> list[str]:
+        """One explanation per row of an evaluation ``batch`` (its users' histories) for the
+        item ``items[row]`` (the harness's hook: it chooses the pairs and scores the texts)."""
+        from llm4rec.explain import generate_explanations
 
-        if not self.config.explain:
-            return {}, []
-        if self.explain_data is None:
-            self.attach_data(data)
         self.eval()
         fused = self.item_table()
-        test = self.explain_data.test
-        test = test[test["user"].isin(list(top_k))].drop_duplicates("user").sort_values("user", kind="stable")
-        if test.empty:
-            return {}, []
-        users = test["user"].to_numpy()
-        histories = _histories(data, users)
-        length = self.config.max_seq_length
-        seq = torch.full((len(users), length), self.pad, dtype=torch.long)
-        for row, h in enumerate(histories):
-            if h:
-                seq[row, -min(len(h), length) :] = torch.tensor(h[-length:])
-        seq = seq.to(self.device)
+        seq = batch["history"][:, -self.config.max_seq_length :].to(self.device)
+        histories = [[i for i in row if i != self.pad] for row in seq.tolist()]
         vectors, retrieved = [], []
-        for s in range(0, len(users), 64):
+        for s in range(0, len(seq), 64):
             part = seq[s : s + 64]
             vectors.append(self.user_states(part, fused)[:, -1])
             # the context of the last position: what the explanation prompt cites as evidence
             retrieved += [row[-1].tolist() for row in self.last_retrieved] if self.config.rag else [[] for _ in range(len(part))]
-        user_vec = torch.cat(vectors)
-        test_items = test["item"].to_numpy().copy()
-        prompts = [self._explain_prompt(h, int(i), r) for h, i, r in zip(histories, test_items, retrieved)]
-        prefix = self._prefix(user_vec, fused[torch.as_tensor(test_items, device=self.device)])
-        start = time.perf_counter()
-        texts = generate_explanations(self.lm, self.tokenizer, prompts, self.config.explain_new_tokens, prefix_embeds=prefix)
-        seconds = time.perf_counter() - start
-        attributes = [self.attributes[int(i)] for i in test_items]
-        metrics = explanation_metrics(texts, test["text"].tolist(), attributes)
-        metrics["seconds_per_explanation"] = seconds / len(texts)
-
-        # samples: the test pair's explanation, and one for the top-1 recommendation
-        n = min(n_samples, len(users))
-        top1 = [top_k[int(u)][0] if top_k.get(int(u)) else -1 for u in users[:n]]
-        ok = [j for j in range(n) if top1[j] >= 0]
-        extra: list[str] = []
-        if ok:
-            p = [self._explain_prompt(histories[j], top1[j], retrieved[j]) for j in ok]
-            pre = self._prefix(user_vec[ok], fused[torch.as_tensor([top1[j] for j in ok], device=self.device)])
-            extra = generate_explanations(self.lm, self.tokenizer, p, self.config.explain_new_tokens, prefix_embeds=pre)
-            metrics["feature_match_top1"] = float(
-                np.mean([_mentions(t, self.attributes[top1[j]]) for t, j in zip(extra, ok)])
-            )
-        top_text = dict(zip(ok, extra))
-        samples = []
-        for j in range(n):
-            user, item = int(users[j]), int(test_items[j])
-            samples.append({
-                "user": str(data.user_ids[user]), "item": str(data.item_ids[item]), "title": self.titles[item], "kind": "test item",
-                "explanation": texts[j], "reference": test["text"].iloc[j], "evidence": self._evidence(retrieved[j]), "prompt": prompts[j],
-            })  # fmt: skip
-            if j in top_text:
-                samples.append({
-                    "user": str(data.user_ids[user]), "item": str(data.item_ids[top1[j]]), "title": self.titles[top1[j]],
-                    "kind": "top-1 recommendation", "explanation": top_text[j], "reference": None,
-                })  # fmt: skip
-        return metrics, samples
+        user_vec = torch.cat(vectors) if vectors else fused.new_zeros(0, self.config.dim)
+        items = items.to(self.device)
+        prompts = [self._explain_prompt(h, int(i), r) for h, i, r in zip(histories, items.tolist(), retrieved)]
+        prefix = self._prefix(user_vec, fused[items])
+        return generate_explanations(self.lm, self.tokenizer, prompts, self.config.explain_new_tokens, prefix_embeds=prefix)
 
     # --- evaluation -----------------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
@@ -758,31 +711,13 @@ class LLM4Rec(RecModule):
 def _titles_and_attributes(items: pd.DataFrame | None, n_items: int) -> tuple[list[str], list[list[str]]]:
     if items is None:
         return [f"item {i}" for i in range(n_items)], [[] for _ in range(n_items)]
+    from benchmark.data.features import item_attributes
     from llm4rec.decoding import item_titles
-    from llm4rec.explain import item_attributes
 
     if len(items) != n_items:
         raise BenchmarkError(f"llm4rec: the item table has {len(items)} rows for {n_items} items")
     titles = item_titles(items) if "title" in items.columns else [f"item {i}" for i in range(n_items)]
     return titles, item_attributes(items)
-
-
-def _histories(data: Any, users: np.ndarray) -> list[list[int]]:
-    """Every given user's items before the test period (training, then validation), oldest first."""
-    parts = [data.train, data.valid]
-    user = np.concatenate([p.user for p in parts])
-    item = np.concatenate([p.item for p in parts])
-    order = np.argsort(user, kind="stable")  # training before validation within each user: chronological
-    user, item = user[order], item[order]
-    start = np.searchsorted(user, users, side="left")
-    end = np.searchsorted(user, users, side="right")
-    return [item[a:b].tolist() for a, b in zip(start, end)]
-
-
-def _mentions(text: str, attributes: Sequence[str]) -> float:
-    from llm4rec.explain import feature_match
-
-    return feature_match([text], [list(attributes)]) if attributes else 0.0
 
 
 class LLM4RecGenerative(LLM4Rec):

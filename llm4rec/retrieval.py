@@ -143,8 +143,8 @@ def known_items(train_items: np.ndarray, n_items: int) -> np.ndarray:
 class SnippetStore:
     """One short text per known item: ``"title (categories): review"`` from the training period.
 
-    ``reviews``: a DataFrame (item, timestamp, text) of *training* interactions (e.g.
-    ``ExplanationData.train``); the earliest review of each item is used. Items without
+    ``reviews``: a DataFrame (item, timestamp, text) of *training* interactions (the
+    training split of ``benchmark.data.reviews``); the earliest review of each item is used. Items without
     training interactions get no snippet ('').
     """
 

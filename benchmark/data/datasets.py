@@ -38,6 +38,9 @@ class DatasetSpec:
     # item fields the raw files compute over the whole period (leakage; DESIGN.md validity rules):
     # the reader never puts them into the items table, so no feature, prompt or snippet sees them
     whole_period_fields: tuple[str, ...] = ()
+    # per-interaction review texts (raw_dir, on_bad_line) -> DataFrame user, item, timestamp, text
+    # [, summary] in raw ids: prepared side information (benchmark.data.reviews); None: no text
+    read_texts: Callable[[Path, str], object] | None = None
 
     def raw_files(self, raw_dir: Path) -> list[Path]:
         if self.locate is not None:
@@ -117,6 +120,7 @@ DATASETS: dict[str, DatasetSpec] = {
             where_to_get=amazon.WHERE_TO_GET,
             locate=amazon.locate,
             whole_period_fields=amazon.WHOLE_PERIOD_FIELDS,
+            read_texts=amazon.read_review_texts,
         ),
         DatasetSpec(
             "yelp",
@@ -128,6 +132,7 @@ DATASETS: dict[str, DatasetSpec] = {
             where_to_get=yelp.WHERE_TO_GET,
             locate=yelp.locate,
             whole_period_fields=yelp.WHOLE_PERIOD_FIELDS,
+            read_texts=yelp.read_review_texts,
         ),
         DatasetSpec(
             "synthetic-yelp",
@@ -139,6 +144,7 @@ DATASETS: dict[str, DatasetSpec] = {
             generate=lambda out: write_yelp(SimulationConfig(n_users=3000, n_items=1000, mean_interactions=30), out),
             locate=yelp.locate,
             whole_period_fields=yelp.WHOLE_PERIOD_FIELDS,
+            read_texts=yelp.read_review_texts,
         ),
         DatasetSpec(
             "synthetic-amazon",
@@ -150,6 +156,7 @@ DATASETS: dict[str, DatasetSpec] = {
             generate=lambda out: write_amazon(SimulationConfig(n_users=3000, n_items=1000, mean_interactions=30), out),
             locate=amazon.locate,
             whole_period_fields=amazon.WHOLE_PERIOD_FIELDS,
+            read_texts=amazon.read_review_texts,
         ),
         _s3rec("s3rec-beauty", "Beauty", "Amazon 2014 Beauty 5-core in the S3-Rec sequence format (22k users, 12k items): brand, categories, title words"),
         _s3rec("s3rec-sports", "Sports_and_Outdoors", "Amazon 2014 Sports and Outdoors 5-core, S3-Rec format (36k users, 18k items): category attributes, title words"),

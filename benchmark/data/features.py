@@ -189,6 +189,18 @@ def categorical_feature(cells: Iterable[Any]) -> Categorical:
     return Categorical(vocab, ptr, index)
 
 
+def item_attributes(items: pd.DataFrame) -> list[list[str]]:
+    """Every item's attribute words (row i = internal item i): categories, word-like tags (not
+    Yelp's "WiFi=free" values) and brand, distinct, in that order."""
+    n = len(items)
+    column = lambda name: items[name].tolist() if name in items.columns else [None] * n  # noqa: E731
+    out = []
+    for cats, tags, brand in zip(column("categories"), column("tags"), column("brand")):
+        values = _values(cats) + [t for t in _values(tags) if "=" not in t] + _values(brand)
+        out.append(list(dict.fromkeys(values)))
+    return out
+
+
 def item_inputs(items: pd.DataFrame) -> pd.DataFrame:
     """What every item gives a model, one row per internal item: ``item``, ``raw_id``, ``text``
     (the text encoder's input, also the basis of titles in prompts) and one column per

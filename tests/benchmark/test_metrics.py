@@ -291,3 +291,36 @@ def test_beyond_states_are_summable_and_bounded() -> None:
             assert metric._reductions[state] is not None, (metric.key, state)
             assert default.numel() <= 5, (metric.key, state)  # never grows with the number of users
         assert not any(k.endswith(("features", "is_tail", "is_active", "item_group", "self_information")) for k in metric.state_dict())
+
+
+# --- text metrics ------------------------------------------------------------------------------
+
+
+def test_bleu4_by_hand() -> None:
+    from benchmark.metrics import text_metrics
+
+    # n-gram precisions 5/6, 3/5, 2/4, 1/3; equal lengths, so no brevity penalty
+    expected = (5 / 6 * 3 / 5 * 2 / 4 * 1 / 3) ** 0.25
+    assert text_metrics(["The cat sat on the mat."], ["the cat sat on a mat"], None)["bleu4"] == pytest.approx(expected, rel=1e-5)
+    # every n-gram matches but the candidate is 4 words against 6: brevity penalty exp(1 - 6/4)
+    short = text_metrics(["the cat sat on"], ["the cat sat on the mat"], None)
+    assert short["bleu4"] == pytest.approx(math.exp(-0.5), rel=1e-5)
+
+
+def test_rouge_l_feature_match_distinct_by_hand() -> None:
+    from benchmark.metrics import distinct_n, feature_match, text_metrics
+
+    explanations = ["the cat sat on the mat", "Great pizza here!"]
+    references = ["the cat is on the mat", "The pizza was great"]
+    metrics = text_metrics(explanations, references, [["Cat"], ["Pizza"]])
+    # LCS 5 of 6 and 6 words: F = 5/6; LCS 1 of 3 and 4 words: P 1/3, R 1/4, F = 2/7
+    assert metrics["rouge_l"] == pytest.approx((5 / 6 + 2 / 7) / 2, rel=1e-5)
+    assert metrics["feature_match"] == 1.0 and set(metrics) == {"bleu4", "rouge_l", "feature_match", "distinct_2"}
+    texts = ["Best Pizza in town!", "Nice pizzas", "good Coffee & Tea spot", "the Barstool was fine"]
+    assert feature_match(texts, [["pizza"], ["Pizza"], ["coffee & tea"], ["Bars"]]) == 0.5  # whole words only
+    assert distinct_n(["a b a b", "a b c"], 2) == pytest.approx(3 / 5)  # ab, ba, ab | ab, bc
+    assert distinct_n(["one"], 2) == 0.0
+    # no references: no BLEU/ROUGE; no attributes: no feature match
+    assert set(text_metrics(["a b c"], None, [[]])) == {"distinct_2"}
+    with pytest.raises(ValueError, match="1 explanations, 2 references"):
+        text_metrics(["x"], ["a", "b"], None)

@@ -1,5 +1,6 @@
-"""Explanations: supervision from reviews/attributes, prompts, the loss, decoding, metrics, and
-the harness hook that writes a run's explanations."""
+"""Explanations: attribute targets, prompts, the loss, decoding, and the harness hook that
+explains held-out pairs and scores them (text metrics: tests/benchmark/test_metrics.py;
+review alignment: tests/benchmark/data/test_reviews.py)."""
 
 from __future__ import annotations
 
@@ -14,19 +15,16 @@ import torch
 from baselines.bpr import BPR, BPRConfig
 from benchmark.cli import main
 from benchmark.config import DataConfig
-from benchmark.data.amazon import read_review_texts as amazon_texts
 from benchmark.data.datasets import load_dataset
-from benchmark.data.prepare import PreparedData
-from benchmark.data.simulator import SimulationConfig, write_amazon, write_yelp
-from benchmark.data.yelp import read_review_texts as yelp_texts
+from benchmark.data.features import item_attributes
+from benchmark.data.reviews import interaction_texts
+from benchmark.data.simulator import SimulationConfig, write_yelp
+from benchmark.metrics import text_metrics
 from benchmark.registry import MODELS, ModelSpec
 from llm4rec.backbone import TINY, BackboneConfig, load_backbone
-from llm4rec.explain import (
-    DEFAULT_TEMPLATE, ExplanationData, attribute_sentence, build_prompt, distinct_n, explanation_loss, explanation_metrics,
-    feature_match, generate_explanations, item_attributes,
-)  # fmt: skip
+from llm4rec.explain import DEFAULT_TEMPLATE, attribute_sentence, attribute_targets, build_prompt, explanation_loss, generate_explanations
 
-SHORT = "Item: {item}. Likes: {history}. Attributes: {attributes}. Evidence: {evidence}.\nExplanation:"
+SHORT = "Item: {item}. Likes: {history}. Evidence: {evidence}.\nExplanation:"
 
 
 # --- supervision ---------------------------------------------------------------------------
@@ -39,75 +37,29 @@ def tiny_yelp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _check_reviews(data: PreparedData, explain: ExplanationData, texts) -> None:  # noqa: ANN001
-    assert explain.source == "reviews"
-    # the simulator writes one review per interaction: every prepared pair has its own text
-    assert (len(explain.train), len(explain.valid), len(explain.test)) == (len(data.train), len(data.valid), len(data.test))
-    by_pair = {(u, i, t): x for u, i, t, x in zip(texts["user"], texts["item"], texts["timestamp"], texts["text"])}
-    for part in ("train", "test"):
-        frame = explain.pairs(part)
-        for row in frame.head(20).itertuples():
-            raw = by_pair[(data.user_ids[row.user], data.item_ids[row.item], row.timestamp)]
-            assert row.text == " ".join(raw.split()) and len(row.text) <= 200  # simulated reviews are short
-    # training targets are training interactions only: no held-out pair is trained on
-    train_pairs = set(zip(explain.train["user"], explain.train["item"]))
-    assert not train_pairs & set(zip(data.test.user.tolist(), data.test.item.tolist()))
-
-
-def test_yelp_reviews_are_the_targets_and_held_out_reviews_the_references(tiny_yelp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = load_dataset("synthetic-yelp", DataConfig(split="temporal"), tiny_yelp)
-    explain = ExplanationData.build(data, raw_dir=tiny_yelp)
-    _check_reviews(data, explain, yelp_texts(tiny_yelp))
-    first = explain.train.iloc[0]
-    assert "\n" not in first["text"] and first["text"] == " ".join(first["text"].split())
-    assert len(explain.titles) == len(explain.attributes) == data.n_items
-    short = ExplanationData.build(data, raw_dir=tiny_yelp, max_chars=30)  # another length: another cache entry
-    assert short.train["text"].str.len().max() <= 30 and len(short.train) == len(explain.train)
-    assert all(long.startswith(cut) for long, cut in zip(explain.train["text"], short.train["text"]))  # cut at a word
-    # a second build reads the cache, not the raw files
-    monkeypatch.setattr("benchmark.data.yelp.read_review_texts", lambda *a, **k: pytest.fail("raw reviews read again"))
-    again = ExplanationData.build(data, raw_dir=tiny_yelp)
-    assert again.test.equals(explain.test)
-
-
-def test_amazon_reviews(tmp_path: Path) -> None:
-    raw = tmp_path / "amazon"
-    write_amazon(SimulationConfig(n_users=60, n_items=30, mean_interactions=10, seed=2), raw)
-    data = load_dataset("synthetic-amazon", DataConfig(kcore=0), raw)
-    explain = ExplanationData.build(data, raw_dir=raw)
-    _check_reviews(data, explain, amazon_texts(raw))
-    assert any(explain.attributes)  # categories and brands
-
-
 def test_movielens_targets_are_attribute_sentences(tiny_ml: Path) -> None:
     data = load_dataset("synthetic-ml", DataConfig(), tiny_ml)
-    explain = ExplanationData.build(data)
-    assert explain.source == "attributes"
-    row = explain.train.iloc[0]
-    categories, tags = list(data.items["categories"].iloc[row["item"]]), list(data.items["tags"].iloc[row["item"]])
-    assert row["text"] == attribute_sentence(categories, tags) and row["text"].startswith(" and ".join(categories[:1]))
-    assert len(explain.test) == len(data.test)  # every simulated movie has genres
+    targets = attribute_targets(data.items)
+    categories, tags = list(data.items["categories"].iloc[0]), list(data.items["tags"].iloc[0])
+    assert len(targets) == data.n_items and targets[0] == attribute_sentence(categories, tags)
+    assert all(targets)  # every simulated movie has genres
 
 
-def test_attribute_helpers_by_hand() -> None:
+def test_attribute_sentences_by_hand() -> None:
     assert attribute_sentence(["Comedy", "Romance"], ["quirky", "funny"]) == "Comedy and Romance, tagged quirky and funny."
     assert attribute_sentence(["Drama"], []) == "Drama."
     assert attribute_sentence([], ["dark"]) == "Tagged dark."
     assert attribute_sentence([], []) == ""
-    import pandas as pd
-
-    items = pd.DataFrame({"categories": [["Pizza", "Italian"], []], "tags": [["BikeParking", "WiFi=free"], None], "brand": ["", "Sonix"]})
-    assert item_attributes(items) == [["Pizza", "Italian", "BikeParking"], ["Sonix"]]
 
 
-def test_prompt() -> None:
-    prompt = build_prompt(["Pizza Place", "Taco Bar"], "Sushi Go", ["Sushi Bars", "Japanese"], ["often visited with sushi lovers"])
+def test_prompt_never_holds_the_items_attributes() -> None:
+    prompt = build_prompt(["Pizza Place", "Taco Bar"], "Sushi Go", ["often visited with sushi lovers"])
     assert prompt.startswith("The user recently enjoyed: Pizza Place; Taco Bar.\nRecommended item: Sushi Go.\n")
-    assert "Item attributes: Sushi Bars, Japanese." in prompt and "Related information: often visited with sushi lovers." in prompt
+    assert "Related information: often visited with sushi lovers." in prompt and "attributes" not in prompt.lower()
     assert prompt.endswith("Explanation:") and DEFAULT_TEMPLATE.endswith("Explanation:")
-    assert build_prompt([], "X", [], [], template=SHORT) == "Item: X. Likes: none. Attributes: none. Evidence: none.\nExplanation:"
+    assert build_prompt([], "X", [], template=SHORT) == "Item: X. Likes: none. Evidence: none.\nExplanation:"
     with pytest.raises(ValueError, match="fields"):
-        build_prompt([], "X", [], [], template="{user} likes {item}")
+        build_prompt([], "X", [], template="{attributes} of {item}")
 
 
 # --- loss and decoding ---------------------------------------------------------------------------
@@ -121,7 +73,7 @@ def tiny() -> tuple:
 
 def test_loss_counts_target_tokens_only(tiny: tuple) -> None:
     lm, tok = tiny
-    prompts = [build_prompt(["A"], "Sushi Go", [], [], template=SHORT), "Explanation:"]
+    prompts = [build_prompt(["A"], "Sushi Go", [], template=SHORT), "Explanation:"]
     targets = ["Fresh fish.", "Cheap and cheerful tacos with salsa."]
     loss = explanation_loss(lm, tok, prompts, targets, max_length=64)
     # by hand: each pair alone, unpadded; mean of the target tokens' cross-entropy over both pairs
@@ -145,7 +97,7 @@ def test_loss_counts_target_tokens_only(tiny: tuple) -> None:
 
 def test_batched_greedy_decoding_matches_one_by_one_and_soft_prefixes(tiny: tuple) -> None:
     lm, tok = tiny
-    prompts = ["Explanation:", build_prompt(["Pizza Place", "Gym"], "Cafe Roma", ["Coffee & Tea"], [], template=SHORT)]
+    prompts = ["Explanation:", build_prompt(["Pizza Place", "Gym"], "Cafe Roma", [], template=SHORT)]
     batched = generate_explanations(lm, tok, prompts, max_new_tokens=6)
     assert batched == [generate_explanations(lm, tok, [p], max_new_tokens=6)[0] for p in prompts]  # left padding is exact
     # the first tokens of a prompt passed as embeddings give the same greedy text
@@ -159,8 +111,7 @@ def test_batched_greedy_decoding_matches_one_by_one_and_soft_prefixes(tiny: tupl
 def test_training_on_explanations_lowers_the_loss_and_greedy_decoding_reproduces_them() -> None:
     backbone = load_backbone(BackboneConfig(name=TINY, mode="full"), seed=0)
     lm, tok = backbone.model, backbone.tokenizer
-    prompts = [build_prompt(["Pizza Place"], "Sushi Bar", ["Sushi Bars"], [], template=SHORT),
-               build_prompt(["Gym"], "Cafe Roma", ["Coffee & Tea"], [], template=SHORT)]  # fmt: skip
+    prompts = [build_prompt(["Pizza Place"], "Sushi Bar", [], template=SHORT), build_prompt(["Gym"], "Cafe Roma", [], template=SHORT)]
     targets = ["Fresh sushi and friendly staff.", "Great espresso and pastries."]
     optimizer = torch.optim.Adam(lm.parameters(), lr=5e-3)
     losses = []
@@ -184,79 +135,61 @@ def test_lora_wrapped_backbone_trains_through_the_loss() -> None:
     assert isinstance(generate_explanations(lm, tok, ["Explanation:"], max_new_tokens=3)[0], str)
 
 
-# --- metrics -----------------------------------------------------------------------------------
-
-
-def test_bleu4_by_hand() -> None:
-    # n-gram precisions 5/6, 3/5, 2/4, 1/3; equal lengths, so no brevity penalty
-    expected = (5 / 6 * 3 / 5 * 2 / 4 * 1 / 3) ** 0.25
-    metrics = explanation_metrics(["The cat sat on the mat."], ["the cat sat on a mat"], [[]])
-    assert metrics["bleu4"] == pytest.approx(expected, rel=1e-5)
-    # every n-gram matches but the candidate is 4 words against 6: brevity penalty exp(1 - 6/4)
-    short = explanation_metrics(["the cat sat on"], ["the cat sat on the mat"], [[]])
-    assert short["bleu4"] == pytest.approx(math.exp(-0.5), rel=1e-5)
-
-
-def test_rouge_l_feature_match_distinct_by_hand() -> None:
-    explanations = ["the cat sat on the mat", "Great pizza here!"]
-    references = ["the cat is on the mat", "The pizza was great"]
-    metrics = explanation_metrics(explanations, references, [["Cat"], ["Pizza"]])
-    # LCS 5 of 6 and 6 words: F = 5/6; LCS 1 of 3 and 4 words: P 1/3, R 1/4, F = 2/7
-    assert metrics["rouge_l"] == pytest.approx((5 / 6 + 2 / 7) / 2, rel=1e-5)
-    assert metrics["feature_match"] == 1.0
-    assert set(metrics) == {"bleu4", "rouge_l", "feature_match", "distinct_2"}
-    texts = ["Best Pizza in town!", "Nice pizzas", "good Coffee & Tea spot", "the Barstool was fine"]
-    assert feature_match(texts, [["pizza"], ["Pizza"], ["coffee & tea"], ["Bars"]]) == 0.5  # whole words only
-    assert distinct_n(["a b a b", "a b c"], 2) == pytest.approx(3 / 5)  # ab, ba, ab | ab, bc
-    assert distinct_n(["one"], 2) == 0.0
-    with pytest.raises(ValueError, match="1 explanations, 2 references"):
-        explanation_metrics(["x"], ["a", "b"], [[]])
-
-
 # --- the harness hook --------------------------------------------------------------------------
 
 
 class ExplainingBPR(BPR):
     """BPR with a template explainer: "Because you enjoy <the item's genres and tags>."."""
 
-    received: dict[int, list[int]] = {}
+    generates_explanations = True
+    asked: list[tuple[list[int], list[int]]] = []
 
-    def explanation_report(self, data: PreparedData, top_k: dict[int, list[int]], n_samples: int) -> tuple[dict[str, float], list[dict]]:
-        ExplainingBPR.received = top_k
-        explain = ExplanationData.build(data)
-        row = lambda item: data.items.iloc[item]  # noqa: E731
-        say = lambda item: "Because you enjoy " + attribute_sentence(list(row(item)["categories"]), list(row(item)["tags"]))  # noqa: E731
-        test = explain.test
-        metrics = explanation_metrics([say(i) for i in test["item"]], list(test["text"]), [explain.attributes[i] for i in test["item"]])
-        users = sorted(top_k)[:n_samples]
-        samples = [{"user": u, "item": top_k[u][0], "title": explain.titles[top_k[u][0]], "explanation": say(top_k[u][0]), "reference": None}
-                   for u in users]  # fmt: skip
-        return metrics, samples
+    def explain(self, batch: dict[str, torch.Tensor], items: torch.Tensor) -> list[str]:
+        ExplainingBPR.asked.append((batch["users"].tolist(), items.tolist()))
+        return ["Because you enjoy " + " ".join(self.attributes[int(i)]) for i in items]
 
 
-def test_run_writes_explanations(tiny_ml: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setitem(MODELS, "bpr-explain", ModelSpec("bpr-explain", ExplainingBPR, BPRConfig(), "test model with explanations"))
-    out = tmp_path / "out"
-    argv = ["run", "--model", "bpr-explain", "--data", "synthetic-ml", "--raw-dir", str(tiny_ml), "--out", str(out), "--no-progress",
-            "--max-epochs", "1", "--set", "explanation_users=50", "--set", "explanation_samples=4", "--output", str(tmp_path / "f.json")]  # fmt: skip
+def _run_explaining(data: str, raw: Path, out: Path, monkeypatch: pytest.MonkeyPatch, attributes: list[list[str]]) -> dict:
+    class Model(ExplainingBPR):
+        def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+            super().__init__(*args, **kwargs)
+            self.attributes = attributes
+
+    monkeypatch.setitem(MODELS, "bpr-explain", ModelSpec("bpr-explain", Model, BPRConfig(), "test model with explanations"))
+    ExplainingBPR.asked = []
+    argv = ["run", "--model", "bpr-explain", "--data", data, "--raw-dir", str(raw), "--out", str(out), "--no-progress",
+            "--max-epochs", "1", "--set", "explanation_users=30", "--set", "explanation_samples=4", "--output", str(out / "f.json")]  # fmt: skip
     assert main(argv) == 0
-    printed = capsys.readouterr().out
     (path,) = out.glob("runs/*/result.json")
-    record = json.loads(path.read_text())
-    metrics = record["explanations"]["metrics"]
-    assert set(metrics) == {"bleu4", "rouge_l", "feature_match", "distinct_2"}
-    explain = ExplanationData.build(load_dataset("synthetic-ml", DataConfig(), tiny_ml))
-    say = ["Because you enjoy " + text for text in explain.test["text"]]  # references: the attribute sentences
-    assert metrics == pytest.approx(explanation_metrics(say, list(explain.test["text"]), [explain.attributes[i] for i in explain.test["item"]]))
+    return json.loads(path.read_text())
+
+
+def test_run_scores_explanations_of_held_out_pairs_against_their_reviews(tiny_yelp: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = load_dataset("synthetic-yelp", DataConfig(), tiny_yelp)
+    attributes = item_attributes(data.items)
+    record = _run_explaining("synthetic-yelp", tiny_yelp, tmp_path / "out", monkeypatch, attributes)
+    explained = record["explanations"]
+    assert explained["reference"] == "reviews" and explained["n_users"] == 30
+    users, items = ExplainingBPR.asked[0]
+    assert len(users) == 30
+    # the harness asked for each sampled test user's held-out test item, and scored against their review
+    test = dict(zip(data.test.user.tolist(), data.test.item.tolist()))
+    assert all(test[u] == i for u, i in zip(users, items))
+    reviews = interaction_texts(data, tiny_yelp).test
+    lookup = dict(zip(zip(reviews["user"], reviews["item"]), reviews["text"]))
+    expected = text_metrics(["Because you enjoy " + " ".join(attributes[i]) for i in items], [lookup[(u, i)] for u, i in zip(users, items)],
+                            [attributes[i] for i in items])  # fmt: skip
+    metrics = explained["metrics"]
+    assert {k: metrics[k] for k in expected} == pytest.approx(expected) and set(expected) == {"bleu4", "rouge_l", "feature_match", "distinct_2"}
     assert metrics["feature_match"] == 1.0 and 0 < metrics["rouge_l"] < 1
-    lines = [json.loads(line) for line in (path.parent / "explanations.jsonl").read_text().splitlines()]
-    assert len(lines) == 4 and set(lines[0]) == {"user", "item", "title", "explanation", "reference"}
-    assert "explanations (50 test users)" in printed and lines[0]["explanation"] in printed
-    assert json.loads((tmp_path / "f.json").read_text())["explanation/feature_match"] == 1.0
-    # the model got top-10 lists of 50 test users, seen items excluded
+    lines = [json.loads(line) for line in (tmp_path / "out" / "runs" / record["run_id"] / "explanations.jsonl").read_text().splitlines()]
+    assert [line["kind"] for line in lines] == ["test item"] * 4 + ["top-1 recommendation"] * 4
+    assert lines[0]["reference"] == lookup[(users[0], items[0])]
+
+
+def test_without_review_text_there_is_no_bleu_or_rouge(tiny_ml: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     data = load_dataset("synthetic-ml", DataConfig(), tiny_ml)
-    top_k = ExplainingBPR.received
-    assert len(top_k) == 50 and all(len(items) == 10 for items in top_k.values())
-    seen = set(zip(np.concatenate([data.train.user, data.valid.user]).tolist(), np.concatenate([data.train.item, data.valid.item]).tolist()))
-    assert not any((u, i) in seen for u, items in top_k.items() for i in items)
-    assert set(top_k) <= set(data.test.user.tolist())
+    record = _run_explaining("synthetic-ml", tiny_ml, tmp_path / "out", monkeypatch, item_attributes(data.items))
+    explained = record["explanations"]
+    assert explained["reference"] == "none" and set(explained["metrics"]) == {"feature_match", "distinct_2", "seconds_per_explanation"}
+    assert "no reference text" in capsys.readouterr().out

@@ -2,6 +2,7 @@ import dataclasses
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -212,13 +213,15 @@ def test_generation_is_constrained_to_the_catalogue() -> None:
     assert not {1, 2, 3} & set(items[0].tolist()) and 5 not in items[1].tolist()
 
 
-def test_explanations_train_and_report(tiny_ml) -> None:
+def test_explanations_train_and_generate(tiny_ml) -> None:
     data = load_dataset("synthetic-ml", raw_dir=tiny_ml)
     config = dataclasses.replace(CONFIG, explain_every=1, explain_batch=2, explain_new_tokens=6)
     torch.manual_seed(0)
     model = LLM4Rec(data.n_users, data.n_items, config, train_pairs=(data.train.user, data.train.item), items=data.items)
-    model.attach_data(data)
-    assert model.explain_data.source == "attributes" and len(model.snippets) == data.n_items
+    assert model.generates_explanations and len(model.snippets) == data.n_items
+    # no reviews: the target of a training pair is its item's attribute sentence
+    item = int(data.train.item[0])
+    assert model.target_text(int(data.train.user[0]), item).startswith(list(data.items["categories"].iloc[item])[0])
     sequences = {u: data.train.item[data.train.user == u].tolist() for u in range(6)}
     batch = sequential_batches(sequences, data.n_items, 8, 6)[0]
     model.train()
@@ -226,15 +229,16 @@ def test_explanations_train_and_report(tiny_ml) -> None:
     loss.backward()
     lora = [p for n, p in model.lm.named_parameters() if "lora_" in n and p.grad is not None]
     assert lora and any(p.grad.abs().sum() > 0 for p in lora)  # the explanation loss reaches the adapters
-    users = data.test.user[:5]
-    top_k = {int(u): [int(i) for i in range(10)] for u in users}
-    metrics, samples = model.explanation_report(data, top_k, n_samples=2)
-    assert {"bleu4", "rouge_l", "feature_match", "distinct_2", "feature_match_top1"} <= set(metrics)
-    assert all(0.0 <= metrics[k] <= 1.0 for k in ("bleu4", "rouge_l", "feature_match", "distinct_2"))
-    assert [s["kind"] for s in samples] == ["test item", "top-1 recommendation"] * 2
-    assert samples[0]["reference"] and "Explanation:" in samples[0]["prompt"]
+    texts = model.explain(eval_batch([0, 1], [[1, 2, 3], [4]], data.n_items, 8), torch.tensor([5, 6]))
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+    prompt = model._explain_prompt([1, 2, 3], 5, [5, 7])
+    assert model.titles[5] in prompt and "Explanation:" in prompt
+    assert model.snippets.texts[5] not in prompt.split("Related information:")[1]  # no own snippet as evidence
+    reviews = pd.DataFrame({"user": [0], "item": [3], "timestamp": [1], "text": ["Loved the soundtrack."]})
+    with_reviews = LLM4Rec(data.n_users, data.n_items, config, train_pairs=(data.train.user, data.train.item), items=data.items, texts=reviews)
+    assert with_reviews.target_text(0, 3) == "Loved the soundtrack." and with_reviews.target_text(0, 4) is None
     off = LLM4Rec(data.n_users, data.n_items, ablation_config("no-explain", CONFIG), train_pairs=(data.train.user, data.train.item), items=data.items)
-    assert off.explanation_report(data, top_k, 2) == ({}, [])
+    assert not off.generates_explanations
 
 
 def test_bad_configs_are_clear_errors() -> None:
