@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from benchmark.metrics import ACCURACY_METRICS, BEYOND_METRICS, RankedBatch, RankingMetric, ValidRatio
+from benchmark.metrics import ACCURACY_METRICS, BEYOND_METRICS, RankedBatch, ValidRatio
 
 if TYPE_CHECKING:
     from benchmark.data.prepare import PreparedData

@@ -35,7 +35,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import unicodedata
 import urllib.parse
 from collections.abc import Iterator
@@ -47,6 +46,7 @@ import yaml
 from benchmark.config import DataConfig, config_hash
 from benchmark.data.datasets import DATASETS, get_dataset, load_dataset
 from benchmark.errors import BenchmarkError
+from benchmark.files import atomic_write_text
 
 SCHEMA_VERSION = 1
 DEFAULT_DIR = "leaderboards"
@@ -300,17 +300,7 @@ def load_board(directory: str | Path, dataset: str) -> dict[str, Any]:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; these files are published
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, text)  # published files: 0644
 
 
 @contextlib.contextmanager

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import statistics
-import tempfile
 import time
 import uuid
 import warnings
@@ -34,6 +33,7 @@ from benchmark.data.datamodule import RecDataModule
 from benchmark.data.datasets import load_dataset
 from benchmark.data.prepare import PreparedData
 from benchmark.errors import BenchmarkError
+from benchmark.files import atomic_write_json
 from benchmark.compare import write_per_user
 from benchmark.evaluation import Evaluator, SampledNegatives, _valid_ids, mask_seen, test_evaluator, test_negatives, top_k, true_relevance_for
 from benchmark.model import RecModule
@@ -102,14 +102,6 @@ def resolve(model: str, data: str, overrides: dict[str, Any], *, seed: int = 0, 
         raise BenchmarkError(f"max_epochs must be >= 1, got {train.max_epochs}")
     return RunConfig(model, data, raw_dir, seed, configs[DataConfig], train, configs[type(spec.config)])
 
-
-def atomic_write_json(path: Path, content: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(content, fh, indent=2, default=str)
-        fh.write("\n")
-    os.replace(tmp, path)
 
 
 # --- Lightning plumbing -----------------------------------------------------------------

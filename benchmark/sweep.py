@@ -56,6 +56,7 @@ import yaml
 
 from benchmark.config import DataConfig, TrainConfig, config_keys, load_config_file, parse_set_options
 from benchmark.errors import BenchmarkError
+from benchmark.files import atomic_write_text
 from benchmark.registry import MODELS, get_model
 
 if TYPE_CHECKING:
@@ -714,15 +715,11 @@ def write_best_config(study: optuna.Study, fixed: dict[str, Any], options: Sweep
     best = study.best_trial
     content = {**{k: v for k, v in fixed.items() if k not in DEVICE_KEYS}, **best.params}
     path = options.sweeps_dir / f"{options.study_name}.best.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = (
         f"# best configuration of sweep {options.study_name} ({options.model} on {options.data}): trial {best.number}, "
         f"validation {OBJECTIVE} {best.value:.6f}\n# python -m benchmark run --model {options.model} --data {options.data} --config {path}\n"
     )
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(header + yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, header + yaml.safe_dump(content, sort_keys=False))
 
 
 def summarize(study: optuna.Study, options: SweepOptions, best_file: Path, worker_trials: list[int], seconds: float, target: int) -> dict[str, Any]:

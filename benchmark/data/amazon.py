@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.data import jsonl
-from benchmark.data.jsonl import ID, INT, LIST, LIST_OR_DICT, NUMBER, PRICE, TEXT, TEXT_OR_LIST, Records, Source
+from benchmark.data.jsonl import ID, INT, LIST_OR_DICT, NUMBER, PRICE, TEXT, TEXT_OR_LIST, Records, Source
 from benchmark.data.raw import RawData
 from benchmark.errors import BenchmarkError
 
