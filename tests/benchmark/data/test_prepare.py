@@ -88,7 +88,7 @@ from benchmark.data import prepare
 from benchmark.data.datasets import load_dataset
 
 def killed(*args, **kwargs):
-    os.kill(os.getpid(), signal.SIGKILL)  # as an out-of-memory kill or a closed session would
+    os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer or a closed terminal would
 
 prepare.pd.DataFrame.to_parquet = killed
 load_dataset("synthetic-ml", raw_dir=sys.argv[1])
