@@ -31,7 +31,7 @@ from benchmark.data.raw import RawData
 from benchmark.errors import ENVIRONMENT_ERRNOS, BenchmarkError, cannot_read, cannot_write
 
 # Bump when preparation logic changes what a cache holds: old caches are then not reused.
-PREPARATION_VERSION = 3
+PREPARATION_VERSION = 4  # 4: CSV cells "NA", "null", "nan" are text, not missing (MovieLens tags, titles)
 
 
 def cache_root() -> Path:
