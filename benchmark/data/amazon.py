@@ -50,8 +50,8 @@ import pandas as pd
 
 from benchmark.data import jsonl
 from benchmark.data.jsonl import ID, INT, LIST_OR_DICT, NUMBER, PRICE, TEXT, TEXT_OR_LIST, Records, Source
-from benchmark.data.raw import RawData
-from benchmark.errors import BenchmarkError
+from benchmark.data.raw import RATING_RANGE, TIMESTAMP_RANGE, RawData, bad_ratings, bad_timestamps
+from benchmark.errors import BenchmarkError, reading
 
 WHOLE_PERIOD_FIELDS = ("rank", "sales_rank", "salesRank", "also_buy", "also_view", "related", "also_bought", "also_viewed",
                        "bought_together", "average_rating", "rating_number")
@@ -63,6 +63,7 @@ WHERE_TO_GET = (
     "https://amazon-reviews-2023.github.io/ (2023); plain or .gz files both work."
 )
 
+_MS_RANGE = "a time from 1970-01-01 to 2100-01-01 (Unix milliseconds 0 to 4102444799999)"
 _REVIEWS_2018 = {"reviewerID": ID, "asin": ID, "overall": NUMBER, "unixReviewTime": INT}
 _REVIEWS_2023 = {"user_id": ID, "parent_asin": ID, "rating": NUMBER, "timestamp": INT}
 _META_2018 = {
@@ -81,11 +82,12 @@ def _candidates(raw_dir: Path, name: str) -> list[Path]:
 
 def locate(raw_dir: Path) -> list[Path] | None:
     """The review file and the metadata file of ``raw_dir``, or None when either is missing."""
-    reviews = next((p for n in REVIEW_FILES for p in _candidates(raw_dir, n) if p.is_file()), None)
-    if reviews is None:
-        return None
-    preferred = META_FILES if not reviews.name.startswith("Electronics.jsonl") else META_FILES[::-1]
-    meta = next((p for n in preferred for p in _candidates(raw_dir, n) if p.is_file()), None)
+    with reading(raw_dir):  # an unreadable raw folder: one paragraph, not a traceback
+        reviews = next((p for n in REVIEW_FILES for p in _candidates(raw_dir, n) if p.is_file()), None)
+        if reviews is None:
+            return None
+        preferred = META_FILES if not reviews.name.startswith("Electronics.jsonl") else META_FILES[::-1]
+        meta = next((p for n in preferred for p in _candidates(raw_dir, n) if p.is_file()), None)
     return None if meta is None else [reviews, meta]
 
 
@@ -116,11 +118,12 @@ def _reviews(raw_dir: Path, on_bad_line: str, with_text: bool = False) -> tuple[
     skip = on_bad_line == "skip"
     rating = "overall" if layout == "2018" else "rating"
     stamp = "unixReviewTime" if layout == "2018" else "timestamp"
+    per_second = 1 if layout == "2018" else 1000  # the 2023 files give milliseconds
+    stamp_range = TIMESTAMP_RANGE if layout == "2018" else _MS_RANGE
 
     def post(records: Records) -> Records:
-        r = records.columns[rating]
-        records = jsonl.reject(source, records, (r < 0) | (r > 5), "a rating between 0 and 5", rating, skip)
-        return jsonl.reject(source, records, records.columns[stamp] < 0, "a non-negative timestamp", stamp, skip)
+        records = jsonl.reject(source, records, bad_ratings(records.columns[rating]), RATING_RANGE, rating, skip)
+        return jsonl.reject(source, records, bad_timestamps(records.columns[stamp] // per_second), stamp_range, stamp, skip)
 
     records = jsonl.read_fast_or_precise(source, fields, required=tuple(list(fields)[:4]), on_bad_line=on_bad_line, post=post)
     return records, layout, source, meta

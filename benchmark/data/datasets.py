@@ -17,7 +17,7 @@ from benchmark.data import amazon, movielens, prepare, s3rec, yelp
 from benchmark.data.download import ML_25M, ML_LATEST_SMALL, Download, download_dataset
 from benchmark.data.raw import RawData
 from benchmark.data.simulator import SimulationConfig, write_amazon, write_movielens, write_yelp
-from benchmark.errors import BenchmarkError
+from benchmark.errors import ENVIRONMENT_ERRNOS, BenchmarkError, cannot_write, reading
 
 
 @dataclass(frozen=True)
@@ -177,27 +177,44 @@ def default_raw_dir(name: str) -> Path:
     return Path(base) / name if base else prepare.cache_root() / "raw" / name
 
 
-def load_dataset(name: str, config: DataConfig | None = None, raw_dir: str | Path | None = None) -> prepare.PreparedData:
-    """Prepared data for ``name``: from the cache when the fingerprint matches, else prepared now."""
+def load_dataset(
+    name: str, config: DataConfig | None = None, raw_dir: str | Path | None = None, *, rehash: bool = False
+) -> prepare.PreparedData:
+    """Prepared data for ``name``: from the cache when the fingerprint matches, else prepared now.
+
+    ``rehash`` hashes the raw files again instead of trusting the checksum memo (see
+    ``prepare.file_sha256``); it is not part of the fingerprint.
+    """
     spec = get_dataset(name)
     config = config or DataConfig()
     raw = Path(raw_dir) if raw_dir is not None else default_raw_dir(name)
+    with reading(raw):  # an unreadable raw folder or file: one paragraph naming it
+        files = _raw_files(spec, raw, download=raw_dir is None)
+        fp = prepare.fingerprint(name, files, config, rehash=rehash)
+    target = prepare.cache_dir(name, fp)
+    if prepare.is_cached(target):
+        return prepare.load(target)
+    with reading(raw):
+        raw_data = spec.read(raw, config.on_bad_line)
+    data = prepare.build(
+        raw_data, config, name=name, source=spec.source, fp=fp, default_kcore=spec.default_kcore,
+        default_repeats=spec.default_repeats, has_timestamps=spec.has_timestamps,
+    )  # fmt: skip
+    prepare.save(data, target)
+    return data
+
+
+def _raw_files(spec: DatasetSpec, raw: Path, *, download: bool) -> list[Path]:
+    """The raw files of ``spec`` in ``raw``: generated (synthetic) or downloaded first when missing."""
     if spec.generate is not None and not (
         (spec.locate(raw) if raw.is_dir() else None) if spec.locate is not None else all((raw / f).is_file() for f in spec.required_files)
     ):
-        spec.generate(raw)
-    if raw_dir is None and spec.download is not None and not all((raw / f).is_file() for f in spec.required_files):
-        download_dataset(name, spec.download, raw, spec.required_files)
-    if not raw.is_dir():
-        spec.raw_files(raw)  # raises the "where to put the files" error
-    files = spec.raw_files(raw)
-    fp = prepare.fingerprint(name, files, config)
-    target = prepare.cache_dir(name, fp)
-    if (target / "meta.json").is_file():
-        return prepare.load(target)
-    data = prepare.build(
-        spec.read(raw, config.on_bad_line), config, name=name, source=spec.source, fp=fp, default_kcore=spec.default_kcore,
-        default_repeats=spec.default_repeats, has_timestamps=spec.has_timestamps,
-    )
-    prepare.save(data, target)
-    return data
+        try:
+            spec.generate(raw)
+        except OSError as exc:
+            if exc.errno not in ENVIRONMENT_ERRNOS:
+                raise
+            raise cannot_write(exc.filename or raw, exc, "the simulated raw files") from None
+    if download and spec.download is not None and not all((raw / f).is_file() for f in spec.required_files):
+        download_dataset(spec.name, spec.download, raw, spec.required_files)
+    return spec.raw_files(raw)
