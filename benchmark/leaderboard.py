@@ -393,8 +393,8 @@ def submit(
             f"fingerprint), predict on it and submit again. Nothing was submitted."
         )
     train = TrainConfig()  # the official evaluation: full ranking at K = 5, 10, 20, every metric
-    dm = evaluation_datamodule(data, train.eval_batch_size)
-    lists = read_predictions(predictions, data, dm, max(train.ks))  # refuses bad, leaking or foreign lists
+    dm = evaluation_datamodule(data, train.loop.eval_batch_size)
+    lists = read_predictions(predictions, data, dm, max(train.loop.ks))  # refuses bad, leaking or foreign lists
     if lists.n_missing == len(lists.users):
         raise BenchmarkError(f"{predictions}: none of the {len(lists.users)} test users has a list. Nothing was submitted.")
     identity["predictions_sha256"] = predictions_hash(lists.items)
@@ -402,7 +402,7 @@ def submit(
     if reason:  # before the costlier scoring; repeated under the lock below
         raise BenchmarkError(f"duplicate submission: {reason}. Nothing was submitted.")
     evaluator = test_evaluator(dm, train, seed=0)
-    metrics = _finite(score_predictions(lists, dm, evaluator, train.eval_batch_size))
+    metrics = _finite(score_predictions(lists, dm, evaluator, train.loop.eval_batch_size))
     notes = list(lists.notes)
     differing = sorted(k for k, v in meta.claimed_metrics.items() if metrics.get(k) is None or abs(metrics[k] - float(v)) > 1e-6)  # type: ignore[operator]
     if differing:
@@ -418,7 +418,7 @@ def submit(
         "dataset": spec.name,
         "data_source": data.source,
         "dataset_fingerprint": data.fingerprint,
-        "protocol": {**OFFICIAL_PROTOCOL, "ks": list(train.ks)},
+        "protocol": {**OFFICIAL_PROTOCOL, "ks": list(train.loop.ks)},
         "metrics": metrics,
         "n_test_users": int(len(lists.users)),
         "n_users_missing": int(lists.n_missing),

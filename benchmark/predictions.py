@@ -237,13 +237,13 @@ def evaluate_predictions_file(path: str | Path, dataset: str, overrides: dict[st
     from benchmark.data.datasets import load_dataset
     from benchmark.evaluation import test_evaluator, true_relevance_for
 
-    configs = apply_overrides({DataConfig: DataConfig(), TrainConfig: TrainConfig()}, overrides)
-    train = configs[TrainConfig]
-    data = load_dataset(dataset, configs[DataConfig], raw_dir)
-    dm = evaluation_datamodule(data, train.eval_batch_size)
+    data_keys = {k: v for k, v in overrides.items() if k in DataConfig.__dataclass_fields__}
+    train = TrainConfig().overridden({k: v for k, v in overrides.items() if k not in data_keys})
+    data = load_dataset(dataset, apply_overrides({DataConfig: DataConfig()}, data_keys)[DataConfig], raw_dir)
+    dm = evaluation_datamodule(data, train.loop.eval_batch_size)
     evaluator = test_evaluator(dm, train, seed=0, true_relevance=true_relevance_for(data, raw_dir))
     predictions = read_predictions(path, data, dm, evaluator.max_k)
-    metrics = score_predictions(predictions, dm, evaluator, train.eval_batch_size)
+    metrics = score_predictions(predictions, dm, evaluator, train.loop.eval_batch_size)
     return {
         "metrics": metrics,
         "data_source": data.source,
