@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "evaluate", help="re-evaluate a run's checkpoint, or score an external top-K predictions file, on the test split",
         description="Exactly one of --checkpoint (re-evaluate a saved run) or --predictions FILE --data D (score external "
-        "top-K lists: TSV user, item, rank in raw ids, as `data export-split` ids them) with every metric.",
+        "top-K lists in raw ids, as `data export-split` ids them: TSV user, item, rank, or a TREC run `qid Q0 docid rank "
+        "score tag` as trec_eval and ranx read it) with every metric.",
     )  # fmt: skip
     _add_evaluate_options(evaluate)
     evaluate.add_argument("--raw-dir", help="raw files, if they moved since the run")
@@ -146,9 +147,14 @@ def _add_protocol(parser: argparse.ArgumentParser) -> None:
 def _add_evaluate_options(evaluate: argparse.ArgumentParser) -> None:
     source = evaluate.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", metavar="CKPT", help="runs/<run_id>/checkpoints/best.ckpt")
-    source.add_argument("--predictions", metavar="FILE.tsv", help="external top-K lists: TSV user, item, rank (raw ids); needs --data")
+    source.add_argument("--predictions", metavar="FILE", help="external top-K lists (raw ids), TSV or TREC (see --predictions-format); needs --data")
     evaluate.add_argument("--data", choices=list(DATASETS), help="with --predictions: the dataset the lists are for")
-    evaluate.add_argument("--write-predictions", metavar="FILE.tsv", help="with --checkpoint: also write the model's top-K lists as a predictions file")
+    evaluate.add_argument("--write-predictions", metavar="FILE", help="with --checkpoint: also write the model's top-K lists as a predictions file")
+    evaluate.add_argument(
+        "--predictions-format", choices=["tsv", "trec"],
+        help="format of --predictions / --write-predictions: tsv (user, item, rank) or trec (qid Q0 docid rank score tag); "
+        "default: by the file name, .trec and .run are TREC, anything else TSV",
+    )  # fmt: skip
     _add_overrides(evaluate)
     _add_protocol(evaluate)
 

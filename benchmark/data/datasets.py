@@ -2,6 +2,11 @@
 
 Raw files are read from ``--raw-dir`` if given, else ``$BENCHMARK_DATA/<name>/``, else
 ``<cache>/raw/<name>/``. Synthetic datasets are written there by the simulator on first use.
+
+Prepared data are labelled ``synthetic`` when the dataset is, and also when the raw folder
+holds what the simulator writes beside its raw files (``SIMULATOR_MARKERS``): simulated
+files read under a real dataset's name are still simulated, in the run record and at
+``submit``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,17 @@ from benchmark.data.download import ML_25M, ML_LATEST_SMALL, Download, download_
 from benchmark.data.raw import RawData
 from benchmark.data.simulator import SimulationConfig, write_amazon, write_movielens, write_yelp
 from benchmark.errors import ENVIRONMENT_ERRNOS, BenchmarkError, cannot_write, reading
+
+
+# What benchmark.data.simulator writes beside the raw files (its ground truth and a note):
+# never found beside published data.
+SIMULATOR_MARKERS = ("SIMULATION.txt", "ground_truth.npz", "heldout.parquet")
+
+
+def simulator_markers(raw: Path, files: list[Path] | None = None) -> list[Path]:
+    """The simulator's marker files in ``raw`` or beside any of ``files``."""
+    folders = sorted({Path(raw), *(Path(f).parent for f in files or [])})
+    return [folder / name for folder in folders for name in SIMULATOR_MARKERS if (folder / name).exists()]
 
 
 @dataclass(frozen=True)
@@ -191,13 +207,18 @@ def load_dataset(
     with reading(raw):  # an unreadable raw folder or file: one paragraph naming it
         files = _raw_files(spec, raw, download=raw_dir is None)
         fp = prepare.fingerprint(name, files, config, rehash=rehash)
+        # decided from the folder read now, not from the cache: identical files may sit in a
+        # folder with the simulator's markers and in one without
+        source = "synthetic" if spec.source == "synthetic" or simulator_markers(raw, files) else "real"
     target = prepare.cache_dir(name, fp)
     if prepare.is_cached(target):
-        return prepare.load(target)
+        data = prepare.load(target)
+        data.source = source
+        return data
     with reading(raw):
         raw_data = spec.read(raw, config.on_bad_line)
     data = prepare.build(
-        raw_data, config, name=name, source=spec.source, fp=fp, default_kcore=spec.default_kcore,
+        raw_data, config, name=name, source=source, fp=fp, default_kcore=spec.default_kcore,
         default_repeats=spec.default_repeats, has_timestamps=spec.has_timestamps,
     )  # fmt: skip
     prepare.save(data, target)
