@@ -2,7 +2,7 @@
 
 Reference: Ji et al., "GenRec: Large Language Model for Generative Recommendation" (ECIR
 2024): the user's recent item titles form the prompt, the LLM (LoRA-tuned) generates the
-next item's title. Here decoding is constrained to the catalogue (llm4rec/decoding.py): a
+next item's title. Here decoding is constrained to the catalogue (benchmark/llm/decoding.py): a
 beam search over the prefix tree of all item titles, so every generated title is exactly
 one item, never an item the user has already seen; the top-k list is the k best titles.
 
@@ -22,7 +22,7 @@ vocabulary (the distinct tokens of all titles and the terminator: 7,933 of SmolL
 layer over the whole vocabulary was 60% of a forward pass of the 8-block backbone
 (3.2 of 5.1 s for 640 tokens, measured on the shared 2-core CPU).
 
-Backbone: ``llm4rec.backbone.load_backbone`` (the same loader as LLM4Rec), offline
+Backbone: ``benchmark.llm.backbone.load_backbone`` (the same loader as LLM4Rec), offline
 SmolLM2-135M-Instruct by default, LoRA r=8 on the attention projections; the frozen
 backbone weights are not stored in checkpoints (they are reloaded from their source),
 only LoRA's.
@@ -50,7 +50,7 @@ after epoch 3). Decoding ran at 0.7-0.8 s per user.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import pandas as pd
 import torch
@@ -58,8 +58,9 @@ import torch.nn.functional as F
 
 from benchmark.errors import BenchmarkError
 from benchmark.model import RecModule, TrainBatchKind
-from llm4rec.backbone import SMOLLM2, BackboneConfig, load_backbone
-from llm4rec.decoding import CatalogueTrie, catalogue_sequences, constrained_beam_search, item_titles
+from benchmark.llm.checkpoints import TrainedWeightsOnly
+from benchmark.llm.backbone import SMOLLM2, BackboneConfig, load_backbone
+from benchmark.llm.decoding import CatalogueTrie, catalogue_sequences, constrained_beam_search, item_titles
 
 INSTRUCTION = "Items a user chose, oldest first, one per line; the next line is the item they choose next:\n"
 TERMINATOR = "\n"
@@ -85,7 +86,7 @@ def history_items(history: torch.Tensor, pad: int, length: int) -> list[list[int
     return [[i for i in row if i != pad][-length:] if length else [] for row in history.tolist()]
 
 
-class LLMBaseline(RecModule):
+class LLMBaseline(TrainedWeightsOnly, RecModule):
     """What GenRec and P5 share: the LoRA backbone, slim checkpoints, a window budget per epoch.
 
     Subclasses set ``self.config`` with at least ``backbone``, ``num_layers``, ``lora_r``,
@@ -119,29 +120,6 @@ class LLMBaseline(RecModule):
         self.backbone = backbone.model.train()
         self.tokenizer = backbone.tokenizer
         self.hidden_size = backbone.hidden_size
-
-    # --- checkpoints hold the trained weights only --------------------------------------
-    def _frozen_keys(self, prefix: str = "") -> set[str]:
-        return {prefix + name for name, p in self.named_parameters(remove_duplicate=False) if not p.requires_grad}
-
-    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        state = super().state_dict(*args, **kwargs)
-        prefix = kwargs.get("prefix", args[1] if len(args) > 1 else "")
-        for key in self._frozen_keys(prefix):
-            state.pop(key, None)
-        return state
-
-    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
-        result = super().load_state_dict(state_dict, strict=False, assign=assign)
-        if strict:
-            frozen = self._frozen_keys()
-            missing = [k for k in result.missing_keys if k not in frozen]
-            if missing or result.unexpected_keys:
-                raise RuntimeError(
-                    f"{type(self).__name__}.load_state_dict: missing keys {missing[:5]}, unexpected keys "
-                    f"{result.unexpected_keys[:5]} (a checkpoint of another backbone or config?)"
-                )
-        return result
 
     # --- the per-epoch window budget ----------------------------------------------------
     def setup(self, stage: str) -> None:

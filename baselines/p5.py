@@ -25,7 +25,8 @@ with a teacher-forced loss at every item token after the first (each predicted f
 instruction and the items before it): cross-entropy over the item tokens, the only
 tokens the model may generate. Whole-item generation is one step: the next item is one
 token, so the exact beam search of width k is the top k of the item-token logits with
-the user's seen items removed (ties: lower item id; fewer than k unseen items: -1).
+the user's known items removed. P5 is therefore a dense scorer: ``score`` returns the
+item-token logits and the harness masks and ranks, as for every scorer.
 No user-id token (P5's "user_23"): the history carries the personalisation.
 
 CPU budget of the defaults (2 cores): ``num_layers=8`` (first 8 of SmolLM2's 30
@@ -46,8 +47,7 @@ from torch import nn
 
 from baselines.genrec import LLMBaseline, history_items, window_items
 from benchmark.errors import BenchmarkError
-from benchmark.evaluation import top_k
-from llm4rec.backbone import SMOLLM2
+from benchmark.llm.backbone import SMOLLM2
 
 INSTRUCTION = "Items a user chose, oldest first, then the item they choose next:"
 
@@ -142,21 +142,12 @@ class P5(LLMBaseline):
         return loss
 
     @torch.no_grad()
-    def item_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Next-item-token logits [B, n_items] in item-id order for the batch's histories."""
+    def score(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Next-item-token logits [B, n_items] in item-id order for the batch's histories: the
+        whole-item generation step scores every item token at once, so P5 is a dense scorer
+        (the harness masks the known items and takes the top K)."""
         histories = history_items(batch["history"], self.pad, self.config.max_seq_length)
         hidden, mask = self._encode(histories)
         last = mask.sum(1) - 1  # the last real position (the instruction's end for an empty history)
         states = hidden[torch.arange(len(histories), device=self.device), last]
         return self.code_logits(states)[:, self.item_code]
-
-    @torch.no_grad()
-    def recommend(self, batch: dict[str, torch.Tensor], k: int) -> torch.Tensor:
-        scores = self.item_scores(batch)
-        if "seen_rows" in batch and "seen_items" in batch:
-            scores[batch["seen_rows"], batch["seen_items"]] = float("-inf")
-        items, valid = top_k(scores, k)
-        items = items.masked_fill(~valid, -1)
-        if items.shape[1] < k:  # a catalogue smaller than k
-            items = torch.cat([items, items.new_full((items.shape[0], k - items.shape[1]), -1)], dim=1)
-        return items

@@ -21,9 +21,7 @@ hash already exists under ``--out`` (an interrupted grid resumes where it stoppe
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import statistics
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.errors import BenchmarkError
+from benchmark.records import RecordError, RunRecord
 
 SUMMARY_METRICS = ("ndcg@10", "hr@10", "ild@10", "tailshare@10", "usergap-ndcg@10", "coverage@10", "ndcg-true@10")
 EXPLANATION_METRICS = ("bleu4", "rouge_l", "feature_match")
@@ -47,25 +46,13 @@ def variants(model: str) -> list[str]:
     return [model, *found]
 
 
-def _completed(out: Path) -> dict[tuple[str, str, str, int], Path]:
-    """(model, dataset, config hash, seed) -> run folder of every completed record under ``out/runs``."""
-    found: dict[tuple[str, str, str, int], Path] = {}
-    for path in sorted((out / "runs").glob("*/result.json")):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if record.get("status") == "completed":
-            found[(record["model"], record["dataset"], record["config_hash"], int(record["seed"]))] = path.parent
-    return found
-
-
 def run_ablation(
     model: str, data: str, *, seeds: int = 3, raw_dir: str | None = None, overrides: dict[str, Any] | None = None,
-    out: str | Path = ".", names: list[str] | None = None, reuse: bool = False, progress: bool = True,
+    out: str | Path = ".", names: list[str] | None = None, reuse: bool = False, progress: bool = True, on_run: Any = None,
 ) -> dict[str, Any]:
-    """Run every (variant, seed); returns {"variants": {name: [record, ...]}, "run_dirs": {...}}."""
-    from benchmark.runner import resolve, run
+    """Run every (variant, seed) as one ``Experiment``; returns {"variants": {name: [RunRecord, ...]}}.
+    ``on_run``: the experiment's progress callback (the CLI prints from it)."""
+    from benchmark.experiment import Experiment
 
     if seeds < 1:
         raise BenchmarkError(f"--seeds must be >= 1, got {seeds}")
@@ -74,28 +61,14 @@ def run_ablation(
     unknown = [n for n in chosen if n not in every]
     if unknown:
         raise BenchmarkError(f"unknown ablation(s) {unknown}; {model} has: {', '.join(every[1:])}")
-    out = Path(out)
-    done = _completed(out) if reuse else {}
-    records: dict[str, list[dict[str, Any]]] = {}
-    run_dirs: dict[str, list[Path]] = {}
-    for name in dict.fromkeys(chosen):
-        for seed in range(seeds):
-            cfg = resolve(name, data, dict(overrides or {}), seed=seed, raw_dir=raw_dir)
-            key = (name, data, cfg.hash, seed)
-            if key in done:
-                record, folder = json.loads((done[key] / "result.json").read_text()), done[key]
-                print(f"{name} seed {seed}: reusing {folder}")
-            else:
-                print(f"\n=== {name}, seed {seed} ({len(chosen) * seeds} runs in all) ===")
-                os.environ.pop("BENCHMARK_RUN_ID", None)  # a fresh run id per run (the runner keeps one per process)
-                try:
-                    record = run(cfg, out, progress=progress, tags={"ablation": model})
-                finally:
-                    os.environ.pop("BENCHMARK_RUN_ID", None)
-                folder = out / "runs" / record["run_id"]
-            records.setdefault(name, []).append(record)
-            run_dirs.setdefault(name, []).append(folder)
-    return {"variants": records, "run_dirs": run_dirs}
+    experiment = Experiment(
+        data=data, models=list(dict.fromkeys(chosen)), config=dict(overrides or {}), seeds=list(range(seeds)), raw_dir=raw_dir,
+        out=out, progress=progress, tags={"ablation": model}, reuse=reuse,
+    )  # fmt: skip
+    records: dict[str, list[RunRecord]] = {}
+    for record in experiment.run(on_run):
+        records.setdefault(record.model, []).append(record)
+    return {"variants": records}
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -105,30 +78,28 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def _per_user(folder: Path, metric: str) -> dict[str, float]:
-    import pandas as pd
-
-    path = folder / "per_user_test.parquet"
-    if not path.is_file():
+def _per_user(record: RunRecord, metric: str) -> dict[str, float]:
+    try:
+        frame = record.per_user()
+    except RecordError:
         return {}
-    frame = pd.read_parquet(path)
     if metric not in frame or "raw_user_id" not in frame:
         return {}
     return dict(zip(frame["raw_user_id"].astype(str), frame[metric].astype(float)))
 
 
-def seed_statistics(full: list[tuple[int, Path]], other: list[tuple[int, Path]], metric: str = "ndcg@10") -> dict[str, float]:
-    """Tests of ``other`` against ``full`` over the seeds both ran (``(seed, run folder)`` pairs):
+def seed_statistics(full: list[RunRecord], other: list[RunRecord], metric: str = "ndcg@10") -> dict[str, float]:
+    """Tests of ``other`` against ``full`` over the seeds both ran:
     ``p_seeds`` (paired t-test of per-seed means) and the hierarchical bootstrap's ``p_bootstrap``,
     ``ci_low``, ``ci_high`` of the mean difference (other - full); users are paired within a seed."""
     from benchmark.stats import hierarchical_bootstrap, seed_test
 
-    by_seed = dict(full)
+    by_seed = {r.seed: r for r in full}
     means_a, means_b, differences = [], [], []
-    for seed, folder in other:
-        if seed not in by_seed:
+    for record in other:
+        if record.seed not in by_seed:
             continue
-        ua, ub = _per_user(by_seed[seed], metric), _per_user(folder, metric)
+        ua, ub = _per_user(by_seed[record.seed], metric), _per_user(record, metric)
         shared = sorted(set(ua) & set(ub))
         x, y = np.array([ua[u] for u in shared]), np.array([ub[u] for u in shared])
         keep = ~(np.isnan(x) | np.isnan(y))
@@ -151,30 +122,29 @@ def summarise(result: dict[str, Any], model: str) -> dict[str, dict[str, Any]]:
     metrics, train seconds, test users ranked per second."""
     from benchmark.stats import holm
 
-    records, run_dirs = result["variants"], result["run_dirs"]
+    records = result["variants"]
     full = records.get(model, [])
-    full_ndcg = _mean_std([r["metrics"]["test"].get("ndcg@10", math.nan) for r in full])[0] if full else math.nan
-    full_runs = [(int(r["seed"]), d) for r, d in zip(full, run_dirs.get(model, []))]
+    full_ndcg = _mean_std([r.metrics["test"].get("ndcg@10", math.nan) for r in full])[0] if full else math.nan
     summary: dict[str, dict[str, Any]] = {}
     for name, runs in records.items():
-        row: dict[str, Any] = {"runs": len(runs), "run_ids": [r["run_id"] for r in runs]}
-        row["seeds"] = [int(r["seed"]) for r in runs]
-        row["ndcg@10 per seed"] = [r["metrics"]["test"].get("ndcg@10", math.nan) for r in runs]
+        row: dict[str, Any] = {"runs": len(runs), "run_ids": [r.run_id for r in runs]}
+        row["seeds"] = [r.seed for r in runs]
+        row["ndcg@10 per seed"] = [r.metrics["test"].get("ndcg@10", math.nan) for r in runs]
         for metric in SUMMARY_METRICS:
-            mean, std = _mean_std([r["metrics"]["test"].get(metric, math.nan) for r in runs])
+            mean, std = _mean_std([r.metrics["test"].get(metric, math.nan) for r in runs])
             if not math.isnan(mean):
                 row[metric], row[f"{metric} std"] = mean, std
         for metric in EXPLANATION_METRICS:
-            values = [r.get("explanations", {}).get("metrics", {}).get(metric) for r in runs]
+            values = [(r.explanations or {}).get("metrics", {}).get(metric) for r in runs]
             if any(v is not None for v in values):
                 row[f"explanation/{metric}"] = _mean_std([v for v in values if v is not None])[0]
         if name != model and "ndcg@10" in row and full_ndcg and not math.isnan(full_ndcg):
             row["delta ndcg@10 %"] = 100.0 * (row["ndcg@10"] - full_ndcg) / full_ndcg
-            tests = seed_statistics(full_runs, [(int(r["seed"]), d) for r, d in zip(runs, run_dirs[name])])
+            tests = seed_statistics(full, runs)
             row.update({f"{k} vs full": v for k, v in tests.items()})
-        row["train_seconds"] = _mean_std([r["timings"]["train_seconds"] for r in runs])[0]
-        users = [len(_per_user(d, "ndcg@10")) for d in run_dirs[name]]
-        rates = [u / r["timings"]["eval_seconds"] for u, r in zip(users, runs) if u and r["timings"].get("eval_seconds")]
+        row["train_seconds"] = _mean_std([r.timings["train_seconds"] for r in runs])[0]
+        users = [len(_per_user(r, "ndcg@10")) for r in runs]
+        rates = [u / r.timings["eval_seconds"] for u, r in zip(users, runs) if u and r.timings.get("eval_seconds")]
         if rates:
             row["test_users_per_s"] = statistics.fmean(rates)
         summary[name] = row
@@ -234,14 +204,20 @@ def cmd_ablation(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[st
     if args.max_epochs is not None:
         overrides["max_epochs"] = args.max_epochs
     names = [n.strip() for n in args.variants.split(",") if n.strip()] if args.variants else None
+    def report(event: str, name: str, seed: int, record: RunRecord | None) -> None:
+        if event == "reused" and record is not None:
+            print(f"{name} seed {seed}: reusing {record.path}")
+        elif event == "start":
+            print(f"\n=== {name}, seed {seed} ===")
+
     result = run_ablation(
         args.model, args.data, seeds=args.seeds, raw_dir=args.raw_dir, overrides=overrides, out=args.out,
-        names=names, reuse=args.reuse, progress=not args.no_progress,
+        names=names, reuse=args.reuse, progress=not args.no_progress, on_run=report,
     )  # fmt: skip
     summary = summarise(result, args.model)
     first = next(iter(result["variants"].values()))[0]
-    print(f"\n{args.model} ablations on {args.data} ({first['data_source']} data, split {first['split']}, "
-          f"{first['eval_protocol']} ranking), {args.seeds} seed(s); mean ± std over seeds")  # fmt: skip
+    print(f"\n{args.model} ablations on {args.data} ({first.data_source} data, split {first.split}, "
+          f"{first.eval_protocol} ranking), {args.seeds} seed(s); mean ± std over seeds")  # fmt: skip
     from benchmark.cli import print_table
 
     header, *rows = print_summary(summary)

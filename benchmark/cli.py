@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     run.add_argument("--out", default=".", help="folder that receives runs/<run_id>/ (default: current folder)")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.add_argument(
+        "--resume", action="store_true",
+        help="if the run folder of this run id (BENCHMARK_RUN_ID) exists, continue it from its last checkpoint instead of "
+        "refusing; without one, start it clean (e.g. a requeued SLURM job)",
+    )  # fmt: skip
     _add_rehash(run)
     _add_output(run)
 
@@ -317,11 +322,13 @@ def cmd_run(args: argparse.Namespace) -> None:
     cfg = resolve(args.model, args.data, overrides, seed=args.seed, raw_dir=args.raw_dir)
     if args.rehash:  # refresh the checksum memo (and the prepared cache) before the run reads it
         load_dataset(cfg.data, cfg.data_config, cfg.raw_dir, rehash=True)
-    record = run(cfg, args.out, progress=not args.no_progress)
+    record = run(cfg, args.out, progress=not args.no_progress, resume=args.resume).to_dict()
     from lightning.pytorch.utilities import rank_zero_only
 
     if rank_zero_only.rank != 0:  # under DDP every process holds the record; rank 0 reports it
         return
+    if record.get("resumed"):
+        print(f"\nresumed from {record['resumed']['checkpoint']} (the run had status {record['resumed'].get('previous_status')!r})")
     timings = record["timings"]
     print(f"\n{record['model']} on {record['dataset']} ({record['data_source']} data, split {record['split']}, {_protocol_label(record)})")
     print(f"epochs {timings['epochs']} (best {record['best_epoch']}), {timings['seconds_per_epoch']} s/epoch, test pass {timings['eval_seconds']} s")

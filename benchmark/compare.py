@@ -12,7 +12,6 @@ unit is the user within one run; a claim over seeds needs several runs per model
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmark.errors import BenchmarkError
+from benchmark.records import RunRecord
 from benchmark.stats import holm, paired_tests
 
-PER_USER_FILE = "per_user_test.parquet"
 
 
 def write_per_user(per_user: pd.DataFrame, path: Path, eval_protocol: str) -> None:
@@ -36,22 +35,17 @@ def write_per_user(per_user: pd.DataFrame, path: Path, eval_protocol: str) -> No
     pq.write_table(table.replace_schema_metadata(metadata), path, compression="zstd")
 
 
-def _run_dir(run: str | Path) -> Path:
+def load_run(run: str | Path) -> RunRecord:
+    """The completed record of a run folder (or its result.json, or a run id under ./runs),
+    with readable per-user values; refused with the reason otherwise."""
     path = Path(run)
-    if path.is_file() and path.name == "result.json":
-        path = path.parent
-    if not path.is_dir() and (Path("runs") / path).is_dir():
+    if not path.exists() and (Path("runs") / path).is_dir():
         path = Path("runs") / path
-    if not (path / "result.json").is_file():
-        raise BenchmarkError(f"{run}: not a run folder (expected runs/<run_id>/ with result.json)")
-    if not (path / PER_USER_FILE).is_file():
-        raise BenchmarkError(f"{run}: {PER_USER_FILE} is missing, so per-user values cannot be compared")
-    return path
-
-
-def load_run(run: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
-    path = _run_dir(run)
-    return json.loads((path / "result.json").read_text()), pd.read_parquet(path / PER_USER_FILE)
+    record = RunRecord.read(path)
+    if not record.completed:
+        raise BenchmarkError(f"{run}: the run did not complete (status {record.status!r}); its figures cannot be compared")
+    record.per_user()  # raises if missing or unreadable
+    return record
 
 
 def compare_runs(run_a: str | Path, run_b: str | Path) -> dict[str, Any]:
@@ -59,18 +53,18 @@ def compare_runs(run_a: str | Path, run_b: str | Path) -> dict[str, Any]:
     their Holm adjustments over the metrics ``/p_ttest_holm``, ``/p_wilcoxon_holm``, ``/n``
     (paired users); plus ``n_users`` (shared test users) and ``a`` / ``b``: model, dataset,
     seed and run id of each run."""
-    record_a, users_a = load_run(run_a)
-    record_b, users_b = load_run(run_b)
+    record_a, record_b = load_run(run_a), load_run(run_b)
+    users_a, users_b = record_a.per_user(), record_b.per_user()
     for field in ("dataset_fingerprint", "eval_protocol"):
-        if record_a.get(field) != record_b.get(field):
+        if getattr(record_a, field) != getattr(record_b, field):
             raise BenchmarkError(
-                f"the runs differ in {field} ({record_a.get(field)} vs {record_b.get(field)}): their test users cannot be paired"
+                f"the runs differ in {field} ({getattr(record_a, field)} vs {getattr(record_b, field)}): their test users cannot be paired"
             )
     merged = users_a.merge(users_b, on="raw_user_id", suffixes=("/a", "/b"))
     if merged.empty:
         raise BenchmarkError("the two runs share no test user")
     metrics = [c for c in users_a.columns if "@" in c and c in users_b.columns]
-    out: dict[str, Any] = {"n_users": int(len(merged)), "eval_protocol": record_a.get("eval_protocol", "full")}
+    out: dict[str, Any] = {"n_users": int(len(merged)), "eval_protocol": record_a.eval_protocol}
     for metric in metrics:
         a, b = merged[f"{metric}/a"].to_numpy(np.float64), merged[f"{metric}/b"].to_numpy(np.float64)
         both = ~(np.isnan(a) | np.isnan(b))
@@ -88,10 +82,8 @@ def compare_runs(run_a: str | Path, run_b: str | Path) -> dict[str, Any]:
         keys = [f"{m}/p_{kind}" for m in metrics]
         for key, adjusted in zip(keys, holm([out[k] for k in keys])):
             out[f"{key}_holm"] = adjusted
-    out["run_a"], out["run_b"] = record_a.get("run_id"), record_b.get("run_id")
-    out["a"], out["b"] = (
-        {"model": r.get("model"), "dataset": r.get("dataset"), "seed": r.get("seed"), "run_id": r.get("run_id")} for r in (record_a, record_b)
-    )
+    out["run_a"], out["run_b"] = record_a.run_id, record_b.run_id
+    out["a"], out["b"] = ({"model": r.model, "dataset": r.dataset, "seed": r.seed, "run_id": r.run_id} for r in (record_a, record_b))
     return out
 
 

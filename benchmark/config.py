@@ -132,12 +132,8 @@ class TrainConfig:
 
     @classmethod
     def from_flat(cls, content: dict[str, Any]) -> TrainConfig:
-        """From a flat mapping (a record's ``train_config``); unknown keys are refused."""
-        unknown = set(content) - set(config_keys(*SECTIONS.values()))
-        if unknown:
-            raise BenchmarkError(f"unknown training config key(s) {sorted(unknown)}")
-        return cls(**{name: section(**{f.name: content[f.name] for f in fields(section) if f.name in content})
-                      for name, section in SECTIONS.items()})  # fmt: skip
+        """From a flat mapping (a record's ``train_config``), checked like ``--set``."""
+        return cls().overridden(content)
 
     def overridden(self, overrides: dict[str, Any]) -> TrainConfig:
         """A copy with ``overrides`` (flat keys) applied and checked."""

@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -354,6 +354,34 @@ def _repeats(rows: np.ndarray) -> np.ndarray:
 # --- the engine -------------------------------------------------------------------------
 
 
+@torch.no_grad()
+def rank(
+    model: RecModule, batch: dict[str, torch.Tensor], k: int, *, n_items: int | None = None, negatives: SampledNegatives | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The top-``k`` lists of a batch's users, the one ranking step of every consumer (metrics,
+    explanations, predictions files): a generative model's ``recommend``; a scorer's ``score``
+    with the known items masked, restricted to sampled candidates under ``negatives``, and the
+    top ``k`` by (score desc, index asc). ``n_items``: the catalogue (default the model's).
+    Returns ``items`` [B, k'] and ``valid`` [B, k']."""
+    n_rows = batch["users"].shape[0]
+    n_items = model.n_items if n_items is None else n_items
+    if type(model).is_generative():
+        if negatives is not None:
+            raise ValueError(f"{type(model).__name__} is generative: the sampled protocol needs a dense scorer")
+        items = model.recommend(batch, k)
+        if items.shape != (n_rows, k) or items.is_floating_point():
+            raise ValueError(f"{type(model).__name__}.recommend must return a LongTensor of shape {(n_rows, k)}, got {items.dtype} {tuple(items.shape)}")
+        return items, _valid_ids(items, n_items)
+    scores = model.score(batch)
+    if scores.shape != (n_rows, n_items) or not scores.is_floating_point():
+        raise ValueError(f"{type(model).__name__}.score must return a float tensor of shape {(n_rows, n_items)}, got {scores.dtype} {tuple(scores.shape)}")
+    scores = _writable(scores)
+    mask_seen(scores, batch["seen_rows"], batch["seen_items"])
+    if negatives is not None:
+        _keep_candidates(scores, batch, negatives)
+    return top_k(scores, k)
+
+
 class Evaluator(torch.nn.Module):
     """Accumulates ranking metrics over evaluation batches (one per ``(metric, k)``).
 
@@ -436,32 +464,23 @@ class Evaluator(torch.nn.Module):
     @torch.no_grad()
     def update(self, model: RecModule, batch: dict[str, torch.Tensor]) -> None:
         """Rank the batch's users with ``model`` and update every metric."""
-        users = batch["users"]
-        n_rows, k = users.shape[0], self.max_k
-        generative = type(model).is_generative()
-        if generative:
-            if self.negatives is not None:
-                raise ValueError(f"{type(model).__name__} is generative: the sampled protocol needs a dense scorer")
-            items = model.recommend(batch, k)
-            if items.shape != (n_rows, k) or items.is_floating_point():
-                raise ValueError(
-                    f"{type(model).__name__}.recommend must return a LongTensor of shape {(n_rows, k)}, "
-                    f"got {items.dtype} {tuple(items.shape)}"
-                )
-            valid = _valid_ids(items, self.n_items)
-        else:
-            scores = model.score(batch)
-            if scores.shape != (n_rows, self.n_items) or not scores.is_floating_point():
-                raise ValueError(
-                    f"{type(model).__name__}.score must return a float tensor of shape {(n_rows, self.n_items)}, "
-                    f"got {scores.dtype} {tuple(scores.shape)}"
-                )
-            scores = _writable(scores)
-            mask_seen(scores, batch["seen_rows"], batch["seen_items"])
-            if self.negatives is not None:
-                _keep_candidates(scores, batch, self.negatives)
-            items, valid = top_k(scores, k)
-        self.update_lists(batch, items, valid, lists_from_ids=generative)
+        items, valid = rank(model, batch, self.max_k, n_items=self.n_items, negatives=self.negatives)
+        self.update_lists(batch, items, valid, lists_from_ids=type(model).is_generative())
+
+    def evaluate(self, model: RecModule, datamodule: Any, stage: str = "test", *, trainer: Any = None) -> dict[str, float]:
+        """Every metric of ``model`` on ``datamodule``'s ``stage`` ("valid" or "test") users,
+        synced across processes; the model keeps this evaluator attached. ``trainer``: a
+        Lightning trainer to run the pass (default: one CPU process, no logger)."""
+        if stage not in ("valid", "test"):
+            raise ValueError(f"stage must be 'valid' or 'test', got {stage!r}")
+        if trainer is None:
+            import lightning.pytorch as L
+
+            trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                                enable_checkpointing=False, use_distributed_sampler=False)  # fmt: skip
+        model.attach_evaluator(self)
+        (trainer.test if stage == "test" else trainer.validate)(model, datamodule=datamodule, verbose=False)
+        return dict(model.evaluation_results[stage])
 
     @torch.no_grad()
     def update_lists(self, batch: dict[str, torch.Tensor], items: torch.Tensor, valid: torch.Tensor | None = None, *, lists_from_ids: bool = True) -> None:

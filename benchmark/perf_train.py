@@ -24,8 +24,7 @@ import torch
 
 from benchmark.data.datamodule import RecDataModule
 from benchmark.errors import BenchmarkError
-from benchmark.data.datasets import load_dataset
-from benchmark.runner import EpochTimer, RunConfig, _trainer, build_model
+from benchmark.runner import EpochTimer, Pipeline, RunConfig, build_model
 
 
 @dataclass
@@ -88,11 +87,10 @@ def perf_train(cfg: RunConfig, *, epochs: int = 5, threads: int = 1, profile: bo
         raise BenchmarkError("--epochs must be at least 2 (the first epoch is reported apart)")
     torch.set_num_threads(threads)
     L.seed_everything(cfg.seed, verbose=False)
-    data = load_dataset(cfg.data, cfg.data_config, cfg.raw_dir)
-    model = build_model(cfg, data, progress=progress)
-    dm = RecDataModule(data, model.batch_spec(), eval_batch_size=cfg.train_config.loop.eval_batch_size, seed=cfg.seed)
+    pipeline = Pipeline.build(cfg, progress=progress)
+    data, model, dm = pipeline.data, pipeline.model, pipeline.dm
     timer = EpochTimer()
-    trainer = _trainer(cfg.train_config, max_epochs=epochs, callbacks=[timer], logger=False, progress=progress)
+    trainer = pipeline.trainer(max_epochs=epochs, callbacks=[timer], progress=progress)
     trainer.limit_val_batches = 0
     trainer.fit(model, datamodule=dm)
     seconds = timer.epoch_seconds

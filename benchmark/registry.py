@@ -6,6 +6,9 @@ the same class and a different config, never copies of the class.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,5 +77,34 @@ MODELS: dict[str, ModelSpec] = {
 
 def get_model(name: str) -> ModelSpec:
     if name not in MODELS:
-        raise BenchmarkError(f"unknown model {name!r}; choose from: {', '.join(MODELS)}")
+        raise BenchmarkError(f"unknown model {name!r}{did_you_mean(name, MODELS)}; choose from: {', '.join(MODELS)}")
     return MODELS[name]
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """" (did you mean 'x'?)" for the closest of ``choices``, or ''."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def register_model(
+    name: str, cls: type[RecModule], config: Any, *, description: str = "", train_defaults: dict[str, Any] | None = None,
+    replace: bool = False,
+) -> ModelSpec:
+    """Register your own model under ``name`` (then ``run``, ``Experiment``, sweeps and
+    ``evaluate`` know it). ``cls``: a ``RecModule`` subclass taking ``(n_users, n_items, config)``;
+    ``config``: its config dataclass or an instance of it (the defaults); ``train_defaults``:
+    training keys it changes (e.g. ``{"patience": 30}``). A taken name is refused unless
+    ``replace`` (and the class is the same or ``replace`` is explicit)."""
+    if not isinstance(cls, type) or not issubclass(cls, RecModule):
+        raise BenchmarkError(f"register_model: {cls!r} is not a RecModule subclass (benchmark.model)")
+    instance = config() if isinstance(config, type) else config
+    if not dataclasses.is_dataclass(instance):
+        raise BenchmarkError(f"register_model: the config of {name!r} must be a dataclass (or an instance of one), got {type(instance).__name__}")
+    if not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise BenchmarkError(f"register_model: {name!r} is not a valid model name (letters, digits, '-', '_', '.')")
+    if name in MODELS and not replace:
+        raise BenchmarkError(f"register_model: the name {name!r} is taken ({MODELS[name].description or MODELS[name].cls.__name__})")
+    spec = ModelSpec(name, cls, instance, description or (cls.__doc__ or cls.__name__).strip().splitlines()[0], dict(train_defaults or {}))
+    MODELS[name] = spec
+    return spec

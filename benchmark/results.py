@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.compare import PER_USER_FILE
+from benchmark.records import PER_USER_FILE
 from benchmark.stats import paired_tests
 from benchmark.errors import BenchmarkError
 

@@ -1,10 +1,20 @@
-"""`run` and `evaluate`: train with early stopping, test the best checkpoint, write the record.
+"""The pipeline: train with early stopping, test the best checkpoint, write the record.
 
-The run record (DESIGN.md, "Run record") is written atomically to
+``Pipeline.build(cfg)`` turns a ``RunConfig`` into prepared data, the model and its data
+module (what ``run``, ``evaluate``, sweeps and ``perf train`` all start from);
+``run(cfg)`` trains and tests it and writes the run record (``benchmark.records``) to
 ``<out>/runs/<run_id>/result.json``, with per-user test metrics beside it
-(``per_user_test.parquet``), TensorBoard logs under ``tb/`` and the best checkpoint under
-``checkpoints/best.ckpt``. The checkpoint carries the resolved run configuration, so
-``evaluate --checkpoint`` needs nothing else.
+(``per_user_test.parquet``), TensorBoard logs under ``tb/`` and checkpoints under
+``checkpoints/`` (``best.ckpt``, and ``last.ckpt`` to resume from). The checkpoint carries
+the resolved run configuration, so ``evaluate --checkpoint`` needs nothing else.
+
+Run folders are never shared by two runs: every run gets a new id unless
+``BENCHMARK_RUN_ID`` names one (SLURM, torchrun, a requeued job). A folder that exists is
+refused, or with ``resume=True`` continued from its last checkpoint (the record says so in
+``resumed``); a folder without a checkpoint to resume from is started clean. The record is
+written when the run starts (``status: running``), and again when it ends (``completed``,
+or ``failed`` with the error), so a killed run leaves a record that says it did not finish.
+Checkpoints are read with ``torch.load(weights_only=True)``: a crafted file cannot run code.
 """
 
 from __future__ import annotations
@@ -15,9 +25,12 @@ import json
 import logging
 import os
 import statistics
+import shutil
 import time
 import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +46,11 @@ from benchmark.data.datamodule import RecDataModule
 from benchmark.data.datasets import load_dataset
 from benchmark.data.prepare import PreparedData
 from benchmark.errors import BenchmarkError
-from benchmark.files import atomic_write_json
 from benchmark.compare import write_per_user
-from benchmark.evaluation import Evaluator, SampledNegatives, _valid_ids, mask_seen, test_evaluator, test_negatives, top_k, true_relevance_for
+from benchmark.evaluation import Evaluator, SampledNegatives, rank, test_evaluator, test_negatives, true_relevance_for
 from benchmark.model import RecModule
 from benchmark.provenance import code_version, hardware, package_versions, weight_digests, weight_files
+from benchmark.records import RunRecord
 from benchmark.registry import ModelSpec, get_model
 
 MONITOR = "ndcg@10"
@@ -126,6 +139,12 @@ class EpochTimer(Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._stop()
 
+    def state_dict(self) -> dict[str, Any]:  # kept in checkpoints: a resumed run keeps its earlier epochs
+        return {"epoch_seconds": list(self.epoch_seconds)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.epoch_seconds = list(state_dict.get("epoch_seconds", []))
+
 
 class ValidationCurve(Callback):
     """Validation accuracy after every training epoch (the learning curve in the record)."""
@@ -138,6 +157,12 @@ class ValidationCurve(Callback):
         values = getattr(pl_module, "evaluation_results", {}).get("valid")
         if trainer.state.fn == "fit" and not trainer.sanity_checking and values is not None:
             self.points.append({"epoch": trainer.current_epoch + 1, **{k: float(v) for k, v in values.items()}})
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"points": [dict(p) for p in self.points]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.points = [dict(p) for p in state_dict.get("points", [])]
 
 
 class StoreRunConfig(Callback):
@@ -160,7 +185,7 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _trainer(train: TrainConfig, *, max_epochs: int, callbacks: list[Callback], logger: Any, progress: bool) -> L.Trainer:
+def make_trainer(train: TrainConfig, *, max_epochs: int, callbacks: list[Callback], logger: Any, progress: bool) -> L.Trainer:
     _quiet_lightning()
     return L.Trainer(
         max_epochs=max_epochs,
@@ -181,6 +206,7 @@ def _trainer(train: TrainConfig, *, max_epochs: int, callbacks: list[Callback], 
 
 
 def build_model(cfg: RunConfig, data: PreparedData, *, progress: bool = True) -> RecModule:
+    """The model of ``cfg`` for ``data``, given the side information its class declares it needs."""
     spec = get_model(cfg.model)
     # Graph models (LightGCN) build their graph from the training split before the first
     # step, and rebuild it when a checkpoint is restored through here.
@@ -201,6 +227,46 @@ def build_model(cfg: RunConfig, data: PreparedData, *, progress: bool = True) ->
         data, text_encoder=train.features.text_encoder, image_encoder=train.features.image_encoder, raw_dir=cfg.raw_dir, progress=progress
     )
     return spec.cls(data.n_users, data.n_items, cfg.model_config, features=features, **extra)
+
+
+@dataclasses.dataclass
+class Pipeline:
+    """What every command builds from a ``RunConfig``: prepared data, the model (with its
+    validation evaluator attached) and the data module that serves both."""
+
+    cfg: RunConfig
+    data: PreparedData
+    model: RecModule
+    dm: RecDataModule
+
+    @classmethod
+    def build(cls, cfg: RunConfig, *, progress: bool = True, fingerprint: str | None = None) -> Pipeline:
+        """``fingerprint``: the dataset the run was made on (a restored checkpoint); refused if
+        the prepared data differ."""
+        data = load_dataset(cfg.data, cfg.data_config, cfg.raw_dir)
+        if fingerprint is not None and data.fingerprint != fingerprint:
+            raise BenchmarkError(f"the prepared data no longer match the run's dataset fingerprint ({cfg.data}); were the raw files changed?")
+        model = build_model(cfg, data, progress=progress)
+        loop = cfg.train_config.loop
+        model.attach_evaluator(Evaluator(data.n_items, ks=tuple(loop.ks)))
+        dm = RecDataModule(
+            data, model.batch_spec(), eval_batch_size=loop.eval_batch_size, seed=cfg.seed, num_workers=loop.num_workers,
+            valid_users=loop.valid_users,
+        )  # fmt: skip
+        return cls(cfg, data, model, dm)
+
+    def trainer(self, *, max_epochs: int | None = None, callbacks: list[Callback] | None = None, logger: Any = False,
+                progress: bool = True) -> L.Trainer:  # fmt: skip
+        train = self.cfg.train_config
+        return make_trainer(train, max_epochs=max_epochs or train.loop.max_epochs, callbacks=callbacks or [], logger=logger, progress=progress)
+
+    def test_evaluator(self, negatives: SampledNegatives | None = None) -> Evaluator:
+        """The test pass's evaluator: every metric of the protocol (sampled negatives drawn now
+        when not given), ``ndcg-true`` on simulated data."""
+        train, seed = self.cfg.train_config, self.cfg.seed
+        if train.evaluation.eval_protocol == "sampled" and negatives is None:
+            negatives = test_negatives(self.dm, train, seed=seed)
+        return test_evaluator(self.dm, train, seed=seed, negatives=negatives, true_relevance=true_relevance_for(self.data, self.cfg.raw_dir))
 
 
 def _test(trainer: L.Trainer, model: RecModule, dm: RecDataModule, evaluator: Evaluator) -> tuple[dict[str, float], pd.DataFrame, float]:
@@ -238,13 +304,7 @@ def top_k_lists(model: RecModule, dm: RecDataModule, rows: np.ndarray, k: int, b
     out: dict[int, list[int]] = {}
     for start in range(0, len(rows), batch_size):
         batch = {key: v.to(model.device) for key, v in dm.test_set[(0, 0, rows[start : start + batch_size])].items()}
-        if type(model).is_generative():
-            items = model.recommend(batch, k)
-            valid = _valid_ids(items, dm.data.n_items)
-        else:
-            scores = model.score(batch).clone()
-            mask_seen(scores, batch["seen_rows"], batch["seen_items"])
-            items, valid = top_k(scores, k)
+        items, valid = rank(model, batch, k, n_items=dm.data.n_items)
         for user, row, ok in zip(batch["users"].tolist(), items.tolist(), valid.tolist()):
             out[user] = [item for item, good in zip(row, ok) if good]
     return out
@@ -314,128 +374,203 @@ def explanations(model: RecModule, dm: RecDataModule, train: TrainConfig, *, see
             "seconds": round(time.perf_counter() - start, 3)}  # fmt: skip
 
 
+def launch_rank() -> int:
+    """This process's global rank as its launcher set it (0 for a single process, for the first
+    process of Lightning's own DDP launch, and for rank 0 under torchrun or SLURM)."""
+    for key in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        if os.environ.get(key, "").isdigit():
+            return int(os.environ[key])
+    return 0
+
+
 def new_run_id(cfg: RunConfig) -> str:
-    """Shared by all DDP processes: the launcher passes the parent's environment to its children."""
-    if "BENCHMARK_RUN_ID" not in os.environ:
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-        os.environ["BENCHMARK_RUN_ID"] = f"{stamp}-{cfg.model}-{cfg.data}-s{cfg.seed}-{uuid.uuid4().hex[:6]}"
-    return os.environ["BENCHMARK_RUN_ID"]
+    """``BENCHMARK_RUN_ID`` when set (SLURM, torchrun, a requeue; DDP processes share it),
+    else a new id: a timestamp, the model, data and seed, and a random suffix."""
+    given = os.environ.get("BENCHMARK_RUN_ID")
+    if given:
+        if not all(c.isalnum() or c in "-_." for c in given) or given.startswith("."):
+            raise BenchmarkError(f"BENCHMARK_RUN_ID={given!r}: use letters, digits, '-', '_' and '.' only")
+        return given
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{cfg.model}-{cfg.data}-s{cfg.seed}-{uuid.uuid4().hex[:6]}"
 
 
-def run(cfg: RunConfig, out_dir: str | Path = ".", *, progress: bool = True, tags: dict[str, Any] | None = None) -> dict[str, Any]:
+@contextmanager
+def _shared_run_id(run_id: str) -> Iterator[None]:
+    """The run id in the environment while the run lasts: the DDP processes Lightning starts
+    inherit it; afterwards the process is as before (the next run gets its own id)."""
+    before = os.environ.get("BENCHMARK_RUN_ID")
+    os.environ["BENCHMARK_RUN_ID"] = run_id
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("BENCHMARK_RUN_ID", None)
+        else:
+            os.environ["BENCHMARK_RUN_ID"] = before
+
+
+LAST_CHECKPOINT = "last.ckpt"
+
+
+def claim_run_dir(run_dir: Path, *, resume: bool) -> dict[str, Any] | None:
+    """Make ``run_dir`` this run's, or refuse. Returns what a resumed run continues from
+    ({"checkpoint", "previous_status", "previous_started"}) or None for a fresh start."""
+    if not run_dir.exists():
+        return None
+    last = run_dir / "checkpoints" / LAST_CHECKPOINT
+    previous: RunRecord | None = None
+    try:
+        previous = RunRecord.read(run_dir)
+    except BenchmarkError:
+        pass
+    if not resume:
+        status = f" (its record says {previous.status!r})" if previous is not None else ""
+        raise BenchmarkError(
+            f"run folder {run_dir} exists{status}: another run has this id. Pass --resume to continue it from its last "
+            "checkpoint, or give a new BENCHMARK_RUN_ID (unset, each run gets a new one). Nothing was changed."
+        )
+    if previous is not None and previous.completed:
+        raise BenchmarkError(f"run {run_dir.name} has completed already; nothing to resume (its record: {run_dir / 'result.json'})")
+    if not last.is_file():  # killed before its first checkpoint: nothing to continue, start clean
+        shutil.rmtree(run_dir)
+        return None
+    return {"checkpoint": str(last), "previous_status": previous.status if previous else None,
+            "previous_started": previous.started if previous else None}  # fmt: skip
+
+
+def run(
+    cfg: RunConfig, out_dir: str | Path = ".", *, progress: bool = True, tags: dict[str, Any] | None = None, resume: bool = False
+) -> RunRecord:
     """Train ``cfg.model`` on ``cfg.data``, test the best checkpoint, write and return the run record.
 
-    ``tags`` (e.g. ``{"sweep": study}`` for a sweep's re-runs) go into the record as ``tags``.
+    ``tags`` (e.g. ``{"sweep": study}`` for a sweep's re-runs) go into the record as ``tags``;
+    ``resume``: continue a run whose folder exists from its last checkpoint (module docstring).
     """
     started = dt.datetime.now(dt.timezone.utc)
     code = code_version()  # the code that runs: the working tree may change during a long run
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    if cfg.train_config.streaming.protocol == "streaming":
-        from benchmark.streaming import check_streaming
-
-        check_streaming(cfg.train_config)  # before training, not after
-    data = load_dataset(cfg.data, cfg.data_config, cfg.raw_dir)
-    model = build_model(cfg, data, progress=progress)
-    model.attach_evaluator(Evaluator(data.n_items, ks=tuple(cfg.train_config.loop.ks)))
-    train = cfg.train_config
-    dm = RecDataModule(
-        data, model.batch_spec(), eval_batch_size=train.loop.eval_batch_size, seed=cfg.seed, num_workers=train.loop.num_workers,
-        valid_users=train.loop.valid_users,
-    )  # fmt: skip
-
     run_id = new_run_id(cfg)
     run_dir = Path(out_dir) / "runs" / run_id
+    first = launch_rank() == 0
+    resumed = claim_run_dir(run_dir, resume=resume) if first else None
+    if not first and resume and (run_dir / "checkpoints" / LAST_CHECKPOINT).is_file():
+        resumed = {"checkpoint": str(run_dir / "checkpoints" / LAST_CHECKPOINT)}  # every process resumes the same state
+    with _shared_run_id(run_id):
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        if cfg.train_config.streaming.protocol == "streaming":
+            from benchmark.streaming import check_streaming
+
+            check_streaming(cfg.train_config)  # before training, not after
+        pipeline = Pipeline.build(cfg, progress=progress)
+        record = _start_record(cfg, pipeline.data, run_id, code, started, tags, resumed)
+        if first:
+            record.write(run_dir)
+        try:
+            _train_and_test(pipeline, record, run_dir, resumed, progress=progress, first=first)
+        except BaseException as exc:
+            record.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            record.extra["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+            record.finished = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+            if first:
+                record.write(run_dir)
+            raise
+    return record
+
+
+def _start_record(
+    cfg: RunConfig, data: PreparedData, run_id: str, code: dict[str, Any], started: dt.datetime, tags: dict[str, Any] | None,
+    resumed: dict[str, Any] | None,
+) -> RunRecord:  # fmt: skip
+    """The record as a run starts (status ``running``): what defines it and where it runs."""
+    train = cfg.train_config
+    return RunRecord(
+        run_id=run_id, model=cfg.model, dataset=cfg.data, dataset_fingerprint=data.fingerprint, status="running", metrics={},
+        data_source=data.source,
+        dataset_stats={"n_users": data.n_users, "n_items": data.n_items, "n_interactions": data.n_interactions, **data.stats},
+        split=data.config.split, eval_protocol=train.evaluation.eval_protocol, config=cfg.resolved(), config_hash=cfg.hash,
+        seed=cfg.seed, code=code, packages=package_versions(),
+        weights=weight_digests(weight_files(cfg.model_config, train, get_model(cfg.model).cls.needs_item_features)),
+        hardware=hardware(), started=started.isoformat(timespec="seconds"), protocol=train.streaming.protocol, tags=tags or None,
+        resumed=resumed,
+    )  # fmt: skip
+
+
+def _train_and_test(pipeline: Pipeline, record: RunRecord, run_dir: Path, resumed: dict[str, Any] | None, *, progress: bool, first: bool) -> None:
+    cfg, data, model, dm = pipeline.cfg, pipeline.data, pipeline.model, pipeline.dm
+    train = cfg.train_config
     monitor = f"valid/{MONITOR}"
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=monitor, mode="max", save_top_k=1)
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints", filename="best", monitor=monitor, mode="max", save_top_k=1, save_last=True,
+        enable_version_counter=False,  # one best.ckpt per run: a resumed run overwrites its own, never best-v1.ckpt
+    )  # fmt: skip
     timer, curve = EpochTimer(), ValidationCurve()
-    callbacks = [
-        checkpoint,
-        EarlyStopping(monitor=monitor, mode="max", patience=train.loop.patience),
-        timer,
-        curve,
-        StoreRunConfig(
-            {
-                **cfg.resolved(),
-                "run_id": run_id,
-                "dataset_fingerprint": data.fingerprint,
-                "raw_dir": str(Path(cfg.raw_dir).resolve()) if cfg.raw_dir else None,
-            }
-        ),
-    ]
+    stored = {**cfg.resolved(), "run_id": record.run_id, "dataset_fingerprint": data.fingerprint,
+              "raw_dir": str(Path(cfg.raw_dir).resolve()) if cfg.raw_dir else None}  # fmt: skip
+    callbacks = [checkpoint, EarlyStopping(monitor=monitor, mode="max", patience=train.loop.patience), timer, curve, StoreRunConfig(stored)]
     logger = TensorBoardLogger(save_dir=str(run_dir), name="tb", version="", default_hp_metric=False)
-    trainer = _trainer(train, max_epochs=train.loop.max_epochs, callbacks=callbacks, logger=logger, progress=progress)
-    logger.log_hyperparams(cfg.resolved())
+    trainer = pipeline.trainer(callbacks=callbacks, logger=logger, progress=progress)
 
     fit_start = time.perf_counter()
-    trainer.fit(model, datamodule=dm)
+    trainer.fit(model, datamodule=dm, ckpt_path=resumed["checkpoint"] if resumed else None, weights_only=True)
     train_seconds = time.perf_counter() - fit_start
     epochs = trainer.current_epoch
-
+    best_epoch = epochs
     if not checkpoint.best_model_path:
         # Lightning saves only after an optimizer step; a model that trains by counting
         # (Pop) takes none, so its final state, which is also its best, is saved here.
         trainer.save_checkpoint(run_dir / "checkpoints" / "best.ckpt")
         checkpoint.best_model_path = str(run_dir / "checkpoints" / "best.ckpt")
-        best_epoch = epochs
-    best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
+    best = load_checkpoint(checkpoint.best_model_path)
     if checkpoint.best_model_score is not None:
         best_epoch = int(best["epoch"]) + 1  # saved during its (0-based) epoch
     model.load_state_dict(best["state_dict"])
     trainer.validate(model, datamodule=dm, verbose=False)
     valid = dict(model.evaluation_results["valid"])
-    negatives = test_negatives(dm, train, seed=cfg.seed) if train.evaluation.eval_protocol == "sampled" else None
-    evaluator = test_evaluator(dm, train, seed=cfg.seed, negatives=negatives, true_relevance=true_relevance_for(data, cfg.raw_dir))
+    evaluator = pipeline.test_evaluator()
     test, per_user, eval_seconds = _test(trainer, model, dm, evaluator)
     # after the test pass, in this order: explanations read the tested model, streaming then updates it
-    extras = {"protocol": train.streaming.protocol}
     explained = explanations(model, dm, train, seed=cfg.seed, raw_dir=cfg.raw_dir, run_dir=run_dir, write=trainer.is_global_zero)
-    if explained is not None:
-        extras["explanations"] = explained
     if train.streaming.protocol == "streaming":
         from benchmark.streaming import run_stream
 
-        extras["streaming"] = run_stream(model, data, train, seed=cfg.seed)
-
-    record = {
-        "run_id": run_id,
-        "model": cfg.model,
-        "dataset": cfg.data,
-        "data_source": data.source,
-        "dataset_fingerprint": data.fingerprint,
-        "dataset_stats": {"n_users": data.n_users, "n_items": data.n_items, "n_interactions": data.n_interactions, **data.stats},
-        "split": data.config.split,
-        "eval_protocol": evaluator.protocol,
-        **({"eval_sampling": {"negatives": train.evaluation.eval_negatives, "sampler": train.evaluation.eval_sampler, "seed": cfg.seed}} if negatives else {}),
-        "config": cfg.resolved(),
-        "config_hash": cfg.hash,
-        "seed": cfg.seed,
-        "code": code,
-        "packages": package_versions(),
-        "weights": weight_digests(weight_files(cfg.model_config, train, get_model(cfg.model).cls.needs_item_features)),
-        "hardware": hardware(),
-        "metrics": {"valid": valid, "test": test},
-        "valid_curve": curve.points,
-        "best_epoch": best_epoch,
-        "timings": {
-            "train_seconds": round(train_seconds, 3),
-            "epochs": epochs,
-            "seconds_per_epoch": round(statistics.median(timer.epoch_seconds), 4) if timer.epoch_seconds else None,
-            "eval_seconds": round(eval_seconds, 3),
-        },
-        "started": started.isoformat(timespec="seconds"),
-        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "status": "completed",
-        **extras,
-        **({"tags": tags} if tags else {}),
-        "files": {"checkpoint": "checkpoints/best.ckpt", "per_user": "per_user_test.parquet", "tensorboard": "tb",
-                  **({"sampled_negatives": NEGATIVES_FILE} if negatives else {})},
-    }  # fmt: skip
+        record.streaming = run_stream(model, data, train, seed=cfg.seed)
+    negatives = evaluator.negatives
+    record.eval_protocol = evaluator.protocol
+    if negatives is not None:
+        record.eval_sampling = {"negatives": train.evaluation.eval_negatives, "sampler": train.evaluation.eval_sampler, "seed": cfg.seed}
+    record.metrics = {"valid": valid, "test": test}
+    record.valid_curve = curve.points
+    record.best_epoch = best_epoch
+    record.timings = {
+        "train_seconds": round(train_seconds, 3),
+        "epochs": epochs,
+        "seconds_per_epoch": round(statistics.median(timer.epoch_seconds), 4) if timer.epoch_seconds else None,
+        "eval_seconds": round(eval_seconds, 3),
+    }
+    record.explanations = explained
+    record.finished = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    record.status = "completed"
+    record.files = {"checkpoint": "checkpoints/best.ckpt", "last_checkpoint": f"checkpoints/{LAST_CHECKPOINT}", "per_user": "per_user_test.parquet",
+                    "tensorboard": "tb", **({"sampled_negatives": NEGATIVES_FILE} if negatives is not None else {})}  # fmt: skip
     if trainer.is_global_zero:
         write_per_user(per_user, run_dir / "per_user_test.parquet", evaluator.protocol)
         if negatives is not None:
             negatives.save(run_dir / NEGATIVES_FILE, data.user_ids)
-        atomic_write_json(run_dir / "result.json", record)
-    return record
+        record.write(run_dir)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's content, read with ``weights_only=True`` (tensors and plain data only, so a
+    crafted file cannot run code); anything else is refused with a clear message."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise BenchmarkError(f"checkpoint {path} not found") from None
+    except Exception as exc:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError, ...
+        raise BenchmarkError(
+            f"{path} is not a checkpoint this suite can load safely ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            "checkpoints are read as weights and plain data only, never as code"
+        ) from None
 
 
 def evaluate_checkpoint(
@@ -446,20 +581,17 @@ def evaluate_checkpoint(
     path = Path(path)
     if not path.is_file():
         raise BenchmarkError(f"checkpoint {path} not found")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    if CHECKPOINT_KEY not in checkpoint:
+    checkpoint = load_checkpoint(path)
+    if not isinstance(checkpoint, dict) or CHECKPOINT_KEY not in checkpoint or "state_dict" not in checkpoint:
         raise BenchmarkError(f"{path} is not a checkpoint written by `python -m benchmark run`")
     content = checkpoint[CHECKPOINT_KEY]
     cfg = RunConfig.from_dict(content, raw_dir or content.get("raw_dir"))
     given = {"devices": devices, "accelerator": accelerator, "strategy": strategy, "eval_protocol": eval_protocol}
     cfg.train_config = cfg.train_config.overridden({**(overrides or {}), **{k: v for k, v in given.items() if v is not None}})
-    data = load_dataset(cfg.data, cfg.data_config, cfg.raw_dir)
-    if data.fingerprint != content["dataset_fingerprint"]:
-        raise BenchmarkError(f"the prepared data no longer matches the run's dataset fingerprint ({cfg.data}); was the raw data changed?")
-    model = build_model(cfg, data)
+    pipeline = Pipeline.build(cfg, fingerprint=content["dataset_fingerprint"])
+    data, model, dm = pipeline.data, pipeline.model, pipeline.dm
     model.load_state_dict(checkpoint["state_dict"])
-    dm = RecDataModule(data, model.batch_spec(), eval_batch_size=cfg.train_config.loop.eval_batch_size, seed=cfg.seed)
-    trainer = _trainer(cfg.train_config, max_epochs=1, callbacks=[], logger=False, progress=True)
+    trainer = pipeline.trainer(max_epochs=1)
     train = cfg.train_config
     negatives = None
     saved = path.parent.parent / NEGATIVES_FILE
@@ -467,7 +599,7 @@ def evaluate_checkpoint(
         negatives = SampledNegatives.load(saved)
         if (negatives.sampler, negatives.seed, negatives.negatives.shape[1]) != (train.evaluation.eval_sampler, cfg.seed, train.evaluation.eval_negatives):
             negatives = None  # other sampling parameters asked for: draw them (deterministic in the seed)
-    evaluator = test_evaluator(dm, train, seed=cfg.seed, negatives=negatives, true_relevance=true_relevance_for(data, cfg.raw_dir))
+    evaluator = pipeline.test_evaluator(negatives)
     test, per_user, eval_seconds = _test(trainer, model, dm, evaluator)
     if write_predictions and trainer.is_global_zero:
         from benchmark.predictions import write_predictions as write_lists

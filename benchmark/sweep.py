@@ -57,6 +57,7 @@ import yaml
 from benchmark.config import SECTIONS, DataConfig, TrainConfig, config_keys, load_config_file, parse_set_options
 from benchmark.errors import BenchmarkError
 from benchmark.files import atomic_write_text
+from benchmark.records import RecordError, RunRecord
 from benchmark.registry import MODELS, get_model
 
 if TYPE_CHECKING:
@@ -271,50 +272,25 @@ def registered_defaults(model: str) -> dict[str, Any]:
 # --- one trial: fit with early stopping, validation only --------------------------------
 
 
-def _validation_curve_callback() -> Any:
-    from lightning.pytorch.callbacks import Callback
-
-    class ValidationCurve(Callback):
-        """Exact (float64) validation metrics of every epoch, read from the evaluator's results."""
-
-        def __init__(self) -> None:
-            self.epochs: list[dict[str, float]] = []
-
-        def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-            if not trainer.sanity_checking and "valid" in pl_module.evaluation_results:
-                self.epochs.append(dict(pl_module.evaluation_results["valid"]))
-
-    return ValidationCurve()
-
-
 def fit_validate(cfg: RunConfig, *, callbacks: list[Any] = (), progress: bool = True) -> list[dict[str, float]]:  # type: ignore[assignment]
     """Train ``cfg`` with early stopping on validation NDCG@10 and return every epoch's
     validation metrics. The test split is never evaluated (no ``trainer.test``, no test evaluator)."""
     import lightning.pytorch as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelSummary
 
-    from benchmark.data.datamodule import RecDataModule
-    from benchmark.data.datasets import load_dataset
-    from benchmark.evaluation import Evaluator
-    from benchmark.runner import MONITOR, _trainer, build_model
+    from benchmark.runner import MONITOR, Pipeline, ValidationCurve
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    train = cfg.train_config
-    data = load_dataset(cfg.data, cfg.data_config, cfg.raw_dir)
-    model = build_model(cfg, data, progress=progress)
-    model.attach_evaluator(Evaluator(data.n_items, ks=tuple(train.loop.ks)))
-    dm = RecDataModule(
-        data, model.batch_spec(), eval_batch_size=train.loop.eval_batch_size, seed=cfg.seed, num_workers=train.loop.num_workers,
-        valid_users=train.loop.valid_users,
-    )  # fmt: skip
-    curve = _validation_curve_callback()
-    stop = EarlyStopping(monitor=f"valid/{MONITOR}", mode="max", patience=train.loop.patience)
-    trainer = _trainer(train, max_epochs=train.loop.max_epochs, callbacks=[stop, curve, *callbacks], logger=False, progress=progress)
+    pipeline = Pipeline.build(cfg, progress=progress)
+    curve = ValidationCurve()
+    stop = EarlyStopping(monitor=f"valid/{MONITOR}", mode="max", patience=cfg.train_config.loop.patience)
+    trainer = pipeline.trainer(callbacks=[stop, curve, *callbacks], progress=progress)
     trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, ModelSummary)]  # once per trial is noise
-    trainer.fit(model, datamodule=dm)
-    if not curve.epochs:  # no validation ran inside fit (e.g. a counting model's single epoch)
-        trainer.validate(model, datamodule=dm, verbose=False)
-    return curve.epochs
+    trainer.fit(pipeline.model, datamodule=pipeline.dm)
+    if not curve.points:  # no validation ran inside fit (e.g. a counting model's single epoch)
+        trainer.validate(pipeline.model, datamodule=pipeline.dm, verbose=False)
+        return [dict(pipeline.model.evaluation_results["valid"])]
+    return [{k: v for k, v in point.items() if k != "epoch"} for point in curve.points]
 
 
 # --- the study ------------------------------------------------------------------------------
@@ -699,10 +675,10 @@ def _conclude(
             os.environ.pop("BENCHMARK_RUN_ID", None)
         if ranks.zero:
             reruns = study.user_attrs.get("reruns", {})
-            reruns.setdefault(str(best_number), {})[str(seed)] = record["run_id"]
+            reruns.setdefault(str(best_number), {})[str(seed)] = record.run_id
             study.set_user_attr("reruns", reruns)
             records.append(record)
-            print(f"re-run seed {seed}: test {OBJECTIVE} {record['metrics']['test'][OBJECTIVE]:.4f} (run {record['run_id']})", flush=True)
+            print(f"re-run seed {seed}: test {OBJECTIVE} {record.metrics['test'][OBJECTIVE]:.4f} (run {record.run_id})", flush=True)
     if not ranks.zero:
         return None
     best_file = write_best_config(study, fixed, options)
@@ -730,7 +706,7 @@ def summarize(study: optuna.Study, options: SweepOptions, best_file: Path, worke
     default = next((t for t in trials if t.user_attrs.get("default_config") and t.state == TrialState.COMPLETE), None)
     run_ids = study.user_attrs.get("reruns", {}).get(str(best.number), {})
     tests = [_load_record(options.out, run_id) for run_id in run_ids.values()]
-    tests = [r["metrics"]["test"] for r in tests if r is not None]
+    tests = [r.metrics["test"] for r in tests if r is not None]
     summary: dict[str, Any] = {
         "study": options.study_name,
         "storage": options.storage_url(),
@@ -758,11 +734,11 @@ def summarize(study: optuna.Study, options: SweepOptions, best_file: Path, worke
     return summary
 
 
-def _load_record(out: str | Path, run_id: str) -> dict[str, Any] | None:
-    import json
-
-    path = Path(out) / "runs" / run_id / "result.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+def _load_record(out: str | Path, run_id: str) -> RunRecord | None:
+    try:
+        return RunRecord.read(Path(out) / "runs" / run_id)
+    except RecordError:
+        return None
 
 
 def print_summary(summary: dict[str, Any]) -> None:

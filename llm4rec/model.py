@@ -27,7 +27,7 @@ model names its adapters (``adaptation_parameters``) and accepts recency weights
 
 ``LLM4RecGenerative`` (registered as ``llm4rec-generative``) is the same model with a
 generative head: it decodes item titles with beam search constrained to the catalogue
-(llm4rec/decoding.py) from the same soft prompt, and is evaluated through ``recommend``.
+(benchmark/llm/decoding.py) from the same soft prompt, and is evaluated through ``recommend``.
 
 Design choices, CPU budget and measurements: llm4rec/README.md.
 """
@@ -50,7 +50,8 @@ from torch import nn
 from benchmark.data.features import ItemFeatures
 from benchmark.errors import BenchmarkError
 from benchmark.model import BatchSpec, RecModule, TrainBatchKind
-from llm4rec.backbone import SMOLLM2, BackboneConfig, load_backbone
+from benchmark.llm.backbone import SMOLLM2, BackboneConfig, load_backbone
+from benchmark.llm.checkpoints import TrainedWeightsOnly
 from llm4rec.debias import (
     LogisticExposure, PopularityAdversary, exposure_parity_penalty, grl_schedule, ips_weights, popularity_groups, popularity_propensity,
 )
@@ -248,7 +249,7 @@ def _check(config: LLM4RecConfig) -> None:
         raise BenchmarkError(f"llm4rec: dropout must lie in [0, 1), got {config.dropout}")
 
 
-class LLM4Rec(RecModule):
+class LLM4Rec(TrainedWeightsOnly, RecModule):
     """LLM4Rec (module docstring). Ablations are configs of this class (benchmark/registry.py)."""
 
     train_batches: ClassVar[TrainBatchKind] = "sequential"
@@ -393,27 +394,9 @@ class LLM4Rec(RecModule):
     def backbone_dtype(self) -> torch.dtype:
         return self.lm.get_input_embeddings().weight.dtype
 
-    # --- checkpoints hold trained weights only (the frozen LLM is reloaded from its source) ---
-    def _frozen_keys(self, prefix: str = "") -> set[str]:
-        return {prefix + name for name, p in self.named_parameters(remove_duplicate=False) if not p.requires_grad}
-
-    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        state = super().state_dict(*args, **kwargs)
-        prefix = kwargs.get("prefix", args[1] if len(args) > 1 else "")
-        for key in self._frozen_keys(prefix):
-            state.pop(key, None)
-        return state
-
+    # --- checkpoints hold trained weights only (benchmark.llm.checkpoints); a load invalidates caches ---
     def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
-        result = super().load_state_dict(state_dict, strict=False, assign=assign)
-        if strict:
-            frozen = self._frozen_keys()
-            missing = [k for k in result.missing_keys if k not in frozen]
-            if missing or result.unexpected_keys:
-                raise RuntimeError(
-                    f"LLM4Rec.load_state_dict: missing keys {missing[:5]}, unexpected keys {result.unexpected_keys[:5]} "
-                    "(a checkpoint of another backbone or configuration?)"
-                )
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
         self._invalidate()
         return result
 
@@ -712,7 +695,7 @@ def _titles_and_attributes(items: pd.DataFrame | None, n_items: int) -> tuple[li
     if items is None:
         return [f"item {i}" for i in range(n_items)], [[] for _ in range(n_items)]
     from benchmark.data.features import item_attributes
-    from llm4rec.decoding import item_titles
+    from benchmark.llm.decoding import item_titles
 
     if len(items) != n_items:
         raise BenchmarkError(f"llm4rec: the item table has {len(items)} rows for {n_items} items")
@@ -725,14 +708,14 @@ class LLM4RecGenerative(LLM4Rec):
 
     The same soft prompt (instruction, history soft tokens with retrieved context) is
     followed by the text "Next:", and the whole LLM generates the next item's title; beam
-    search is constrained to the catalogue (``llm4rec.decoding``) and never returns a seen
+    search is constrained to the catalogue (``benchmark.llm.decoding``) and never returns a seen
     item. Training adds ``generative_weight`` x the teacher-forced loss of each window's
     last target title to LLM4Rec's losses.
     """
 
     def __init__(self, n_users: int, n_items: int, config: LLM4RecConfig, **kwargs: Any) -> None:
         super().__init__(n_users, n_items, config, **kwargs)
-        from llm4rec.decoding import CatalogueTrie, catalogue_sequences
+        from benchmark.llm.decoding import CatalogueTrie, catalogue_sequences
 
         keys = [str(i) for i in range(n_items)]
         self.sequences = catalogue_sequences(self.titles, keys, self.tokenizer, max_tokens=config.generative_title_tokens)
@@ -783,7 +766,7 @@ class LLM4RecGenerative(LLM4Rec):
 
     @torch.no_grad()
     def recommend(self, batch: dict[str, torch.Tensor], k: int) -> torch.Tensor:
-        from llm4rec.decoding import constrained_beam_search
+        from benchmark.llm.decoding import constrained_beam_search
 
         fused = self.item_table()
         history = batch["history"][:, -self.config.max_seq_length :]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from baselines.p5 import P5, P5Config
-from benchmark.evaluation import top_k
+from benchmark.evaluation import rank, top_k
 from benchmark.model import BatchSpec
 from tests.baselines.helpers import eval_batch, fit, round_trip, sequential_batches
 
@@ -44,6 +44,12 @@ def trained() -> tuple[P5, list[float]]:
     return model.eval(), losses
 
 
+def _lists(model: P5, batch: dict[str, torch.Tensor], k: int) -> torch.Tensor:
+    """The harness's top-k lists of a scorer (known items masked; -1 where fewer than k remain)."""
+    items, valid = rank(model, batch, k)
+    return items.masked_fill(~valid, -1)
+
+
 def _histories() -> list[list[int]]:
     return [_cycle(start=(last - length + 1) % N_ITEMS, length=length) for last in range(N_ITEMS) for length in (1, 3)]
 
@@ -52,7 +58,9 @@ def test_learns_the_next_item_of_a_cycle(trained) -> None:
     model, losses = trained
     assert sum(losses[-3:]) < 0.1 * sum(losses[:3])
     histories = _histories()
-    items = model.recommend(eval_batch([0] * len(histories), histories, N_ITEMS, CONFIG.max_seq_length), 3)
+    batch = eval_batch([0] * len(histories), histories, N_ITEMS, CONFIG.max_seq_length)
+    batch["seen_rows"], batch["seen_items"] = torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)  # rank the planted item
+    items = _lists(model, batch, 3)
     assert items[:, 0].tolist() == [(history[-1] + 1) % N_ITEMS for history in histories]
 
 
@@ -75,16 +83,16 @@ def test_state_dict_round_trip_restores_numbering_and_recommendations(trained, t
     assert torch.equal(restored.item_code, model.item_code)  # the checkpoint's numbering wins
     histories = _histories()[:6]
     batch = eval_batch(list(range(6)), histories, N_ITEMS, CONFIG.max_seq_length)
-    assert torch.equal(restored.recommend(batch, 5), model.recommend(batch, 5))
+    assert torch.equal(restored.score(batch), model.score(batch)) and torch.equal(_lists(restored, batch, 5), _lists(model, batch, 5))
 
 
-def test_recommend_contract(trained) -> None:
+def test_ranked_lists_through_the_harness(trained) -> None:
     model, _ = trained
     histories = [[1, 2, 3], [7], [], [4, 5]]
     batch = eval_batch([0, 1, 2, 3], histories, N_ITEMS, CONFIG.max_seq_length)
     batch["seen_rows"] = torch.tensor([0, 0, 0, 0, 1, 3, 3])
     batch["seen_items"] = torch.tensor([1, 2, 3, 4, 8, 4, 5])
-    items = model.recommend(batch, 6)
+    items = _lists(model, batch, 6)
     assert items.shape == (4, 6) and items.dtype == torch.long
     for row in range(4):
         got = items[row].tolist()
@@ -93,31 +101,32 @@ def test_recommend_contract(trained) -> None:
     assert items[0, 0] != 4  # the planted next item is seen: never recommended
 
 
-def test_recommend_is_the_exact_top_k_of_the_item_token_logits(trained) -> None:
+def test_p5_is_a_scorer_of_the_item_token_logits(trained) -> None:
     model, _ = trained
     batch = eval_batch([0, 1], [[1, 2], [9]], N_ITEMS, CONFIG.max_seq_length)
     batch["seen_rows"], batch["seen_items"] = torch.tensor([0, 1]), torch.tensor([3, 10])
-    scores = model.item_scores(batch)
-    assert scores.shape == (2, N_ITEMS)
+    scores = model.score(batch)
+    assert scores.shape == (2, N_ITEMS) and not P5.is_generative()
     scores[batch["seen_rows"], batch["seen_items"]] = float("-inf")
-    assert torch.equal(model.recommend(batch, 4), top_k(scores, 4)[0])
+    assert torch.equal(_lists(model, batch, 4), top_k(scores, 4)[0])
 
 
 def test_fewer_unseen_items_than_k_leave_minus_one(trained) -> None:
     model, _ = trained
     batch = eval_batch([0], [[1, 2]], N_ITEMS, CONFIG.max_seq_length)
     batch["seen_rows"], batch["seen_items"] = torch.zeros(N_ITEMS - 2, dtype=torch.long), torch.arange(2, N_ITEMS)
-    items = model.recommend(batch, 4)
+    items = _lists(model, batch, 4)
     assert sorted(items[0, :2].tolist()) == [0, 1] and items[0, 2:].tolist() == [-1, -1]
-    assert model.recommend(eval_batch([0], [[1]], N_ITEMS, CONFIG.max_seq_length), N_ITEMS + 2)[0, N_ITEMS:].tolist() == [-1, -1]
+    one = eval_batch([0], [[1]], N_ITEMS, CONFIG.max_seq_length)
+    assert _lists(model, one, N_ITEMS + 2).shape == (1, N_ITEMS)  # never more items than the catalogue
 
 
 def test_right_padding_does_not_change_scores(trained) -> None:
     model, _ = trained
     histories = [[4, 5, 6], [9, 2], [7], []]
-    together = model.item_scores(eval_batch([0, 1, 2, 3], histories, N_ITEMS, CONFIG.max_seq_length))
+    together = model.score(eval_batch([0, 1, 2, 3], histories, N_ITEMS, CONFIG.max_seq_length))
     for row, history in enumerate(histories):
-        alone = model.item_scores(eval_batch([0], [history], N_ITEMS, CONFIG.max_seq_length))
+        alone = model.score(eval_batch([0], [history], N_ITEMS, CONFIG.max_seq_length))
         torch.testing.assert_close(alone[0], together[row], rtol=1e-4, atol=1e-4)
 
 
@@ -126,7 +135,7 @@ def test_default_config_and_batch_spec(trained) -> None:
     assert (config.backbone, config.num_layers, config.lora_r, config.max_seq_length) == ("smollm2-135m", 8, 8, 20)
     assert (config.lr, config.batch_size, config.train_windows_per_epoch, config.numbering_seed) == (1e-3, 16, 2048, 0)
     assert trained[0].batch_spec() == BatchSpec(kind="sequential", batch_size=64, num_negatives=1, history_length=4)
-    assert P5.is_generative()
+    assert not P5.is_generative()
 
 
 def test_trains_and_evaluates_through_the_harness(tiny_ml, tmp_path) -> None:
@@ -141,7 +150,7 @@ def test_trains_and_evaluates_through_the_harness(tiny_ml, tmp_path) -> None:
     assert main([*argv, *[a for s in sets for a in ("--set", s)]]) == 0
     (path,) = out.glob("runs/*/result.json")
     record = json.loads(path.read_text())
-    assert record["metrics"]["test"]["valid_ratio"] == 1.0
+    assert "valid_ratio" not in record["metrics"]["test"]  # a scorer: the harness builds the lists, always valid
     assert main(["evaluate", "--checkpoint", str(path.parent / "checkpoints" / "best.ckpt"), "--output", str(tmp_path / "e.json")]) == 0
     again = json.loads((tmp_path / "e.json").read_text())
     assert again["ndcg@10"] == record["metrics"]["test"]["ndcg@10"] and again["hr@10"] == record["metrics"]["test"]["hr@10"]

@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from benchmark.cli import main
-from benchmark.compare import PER_USER_FILE, write_per_user
+from benchmark.compare import write_per_user
+from benchmark.records import PER_USER_FILE
 from benchmark.stats import paired_tests
 from benchmark.data.datasets import load_dataset
 from benchmark.errors import BenchmarkError

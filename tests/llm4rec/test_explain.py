@@ -20,7 +20,7 @@ from benchmark.data.reviews import interaction_texts
 from benchmark.data.simulator import SimulationConfig, write_yelp
 from benchmark.metrics import text_metrics
 from benchmark.registry import MODELS, ModelSpec
-from llm4rec.backbone import TINY, BackboneConfig, load_backbone
+from benchmark.llm.backbone import TINY, BackboneConfig, load_backbone
 from llm4rec.explain import DEFAULT_TEMPLATE, attribute_sentence, attribute_targets, build_prompt, explanation_loss, generate_explanations
 
 SHORT = "Item: {item}. Likes: {history}. Evidence: {evidence}.\nExplanation:"

@@ -1,4 +1,4 @@
-"""Catalogue trie, unique title sequences and the constrained beam search (llm4rec/decoding.py)."""
+"""Catalogue trie, unique title sequences and the constrained beam search (benchmark/llm/decoding.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from llm4rec.backbone import load_tokenizer
-from llm4rec.decoding import CatalogueTrie, catalogue_sequences, constrained_beam_search, item_titles
+from benchmark.llm.backbone import load_tokenizer
+from benchmark.llm.decoding import CatalogueTrie, catalogue_sequences, constrained_beam_search, item_titles
 
 VOCAB = 40
 
@@ -179,7 +179,7 @@ def test_shared_key_value_heads_give_the_same_result_and_restore_the_environment
     import contextlib
     import os
 
-    import llm4rec.decoding as decoding
+    import benchmark.llm.decoding as decoding
 
     lm, trie = tiny_lm(4), CatalogueTrie(CATALOGUE)  # 2 query heads share 1 key/value head
     prompts, exclude = [[1, 10, 11], [12], [3, 4]], [{2}, set(), {0, 5}]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from benchmark.errors import BenchmarkError
-from llm4rec.backbone import TINY, BackboneConfig, load_backbone
+from benchmark.llm.backbone import TINY, BackboneConfig, load_backbone
 
 
 def _trainable_names(model: torch.nn.Module) -> list[str]:
