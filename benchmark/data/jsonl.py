@@ -223,6 +223,7 @@ def read_records(
     check: Callable[[dict[str, Any]], None] | None = None,
     keep: Callable[[dict[str, Any]], bool] | None = None,
     chunk_lines: int = 250_000,
+    loads: Callable[[bytes], Any] | None = None,
 ) -> Records:
     """Stream ``source`` and keep ``fields`` (JSON key -> kind) of every line.
 
@@ -230,7 +231,8 @@ def read_records(
     (kept as "" / NaN / None by column type; integers must then be required). ``unique``
     names a key whose values must not repeat. ``check(record)`` may raise
     ``FieldError`` for extra per-line validation; ``keep(record)`` False drops a valid
-    line silently (e.g. metadata of items never rated).
+    line silently (e.g. metadata of items never rated). ``loads`` replaces ``json.loads``
+    for lines in another notation (it raises ``FieldError`` for a bad line).
     """
     source = source if isinstance(source, Source) else Source(Path(source))
     skip = on_bad_line == "skip"
@@ -245,7 +247,7 @@ def read_records(
     hash_chunks: list[np.ndarray] = []
     line_chunks: list[np.ndarray] = []
     skipped = 0
-    loads = json.loads
+    loads = json.loads if loads is None else loads
 
     def flush() -> None:
         for n, kind in zip(names, kinds):
