@@ -108,7 +108,7 @@ def test_real_ml_latest_small_tags_follow_the_rule() -> None:
     assert data.stats["user_text_rows"] == {"kept": 3_683 - 238 - 6, "dropped": 244}
     allowed = tags[~outside.to_numpy() & ~late]
     expected = allowed.assign(tag=allowed["tag"].str.strip().str.lower()).groupby("movieId")["tag"].agg(lambda v: list(dict.fromkeys(v)))
-    got = dict(zip(data.item_ids.tolist(), data.items["tags"]))
+    got = {m: list(v) for m, v in zip(data.item_ids.tolist(), data.items["tags"])}  # lists, or arrays once reloaded from the cache
     assert {m: got[m] for m in expected.index} == expected.to_dict()
     assert sum(len(v) for v in got.values()) == sum(len(v) for v in expected)
 
