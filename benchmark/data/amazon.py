@@ -63,6 +63,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from benchmark.data import jsonl
 from benchmark.data.jsonl import ID, INT, LIST, LIST_OR_DICT, NUMBER, PRICE, TEXT, TEXT_OR_LIST, FieldError, Records, Source
@@ -221,7 +223,8 @@ def read_amazon(raw_dir: Path, on_bad_line: str = "error", category: str = DEFAU
     if meta_source is None:
         items, skipped_meta = pd.DataFrame(index=pd.Index([], dtype=object, name="raw_id")), 0
     else:
-        items, skipped_meta = read_meta(meta_source, on_bad_line, set(pd.unique(item.astype(object))))
+        reviewed = pc.unique(pa.array(item)).to_pylist()  # no Python object per review (6.7M at full size)
+        items, skipped_meta = read_meta(meta_source, on_bad_line, set(reviewed))
     return RawData(
         user=user,
         item=item,

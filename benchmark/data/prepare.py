@@ -129,7 +129,7 @@ def _codes(ids: np.ndarray) -> tuple[np.ndarray, int]:
     preparation numbers the kept ids by first appearance afterwards."""
     if ids.dtype.kind in "iu" and len(ids):
         lo, hi = int(ids.min()), int(ids.max())
-        if hi - lo < max(4 * len(ids), 1 << 22):  # dense enough for a lookup table (MovieLens ids)
+        if hi - lo < max(len(ids), 1 << 22):  # dense enough for a small lookup table (MovieLens ids)
             offset = ids - ids.dtype.type(lo) if lo else ids
             present = np.zeros(hi - lo + 1, dtype=bool)
             present[offset] = True
