@@ -9,8 +9,8 @@ matched case-insensitively, spaces, hyphens and underscores alike (``category_ke
 unixReviewTime, reviewText, summary, helpful: the 2018 keys without verified, vote, style,
 image) and ``meta_<Category>.json``, whose lines are Python dict literals, not JSON
 (single quotes; read with ``ast.literal_eval``, never ``eval``, with bounded size and
-nesting): asin, title, price (a number), imUrl, brand, categories (a list of category
-paths), description, salesRank, related.
+nesting; a copy converted to strict JSON reads the same): asin, title, price (a number),
+imUrl, brand, categories (a list of category paths), description, salesRank, related.
 
 2018 (Ni, Li & McAuley, https://nijianmo.github.io/amazon/): ``<Category>_5.json`` (the
 5-core file, preferred when present) or ``<Category>.json`` (all reviews; keys
@@ -172,20 +172,32 @@ def missing_files(raw_dir: Path, category: str = DEFAULT_CATEGORY) -> str:
     return f"no review file of category {stem!r} in {raw_dir} (looked for {names}, each plain or .gz).{held}"
 
 
-def _layout(source: Source) -> str:
-    """'2014' (metadata as Python literals), '2018' or '2023' from the first line."""
+def _first_line(source: Source) -> bytes:
     for _, line in jsonl.iter_lines(source):
-        head = line[:4096]
-        if head.lstrip().startswith(b"{'"):
-            return "2014"
-        if b'"reviewerID"' in head or b'"unixReviewTime"' in head or b'"imageURL' in head or b'"also_buy"' in head:
-            return "2018"
-        if b'"parent_asin"' in head or b'"user_id"' in head:
-            return "2023"
-        if b'"asin"' in head:
-            return "2018"
+        return line[:4096]
+    return b""  # unreachable: iter_lines raises for an empty file
+
+
+def _is_literal(head: bytes) -> bool:
+    """A Python dict literal (the 2014 metadata as published), not JSON."""
+    return head.lstrip().startswith(b"{'")
+
+
+def _layout(source: Source) -> str:
+    """'2014', '2018' or '2023' from the keys of the first line (2014 metadata: Python
+    literals as published, or the same keys in JSON)."""
+    head = _first_line(source)
+    if _is_literal(head):
+        return "2014"
+    if b'"reviewerID"' in head or b'"unixReviewTime"' in head or b'"imageURL' in head or b'"also_buy"' in head:
+        return "2018"
+    if b'"parent_asin"' in head or b'"user_id"' in head:
         return "2023"
-    return "2018"  # unreachable: iter_lines raises for an empty file
+    if b'"imUrl"' in head or b'"salesRank"' in head or b'"related"' in head:
+        return "2014"
+    if b'"asin"' in head:
+        return "2018"
+    return "2023"
 
 
 def _reviews(raw_dir: Path, on_bad_line: str, with_text: bool = False, category: str = DEFAULT_CATEGORY) -> tuple[Records, str, Source, Source | None]:
@@ -261,7 +273,7 @@ def read_meta(source: Source, on_bad_line: str, wanted: set[str] | None = None) 
     keep = None if wanted is None else (lambda obj: obj[key] in wanted)
     records = jsonl.read_records(
         source, fields, required=(key,), on_bad_line=on_bad_line, unique=key, identical_duplicates_ok=True, keep=keep,
-        loads=literal_loader(tuple(fields)) if layout == "2014" else None,
+        loads=literal_loader(tuple(fields)) if _is_literal(_first_line(source)) else None,
     )  # fmt: skip
     c = records.columns
     n = len(records)

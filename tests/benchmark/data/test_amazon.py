@@ -306,6 +306,9 @@ def test_2014_metadata_python_literals(tmp_path: Path) -> None:
     cells = " ".join(str(v) for v in items.to_numpy().ravel())
     assert str(PLANTED_RANK) not in cells and "ALSO" not in cells and "TOGETHER" not in cells
     assert not {"salesRank", "related", "also_bought", "also_viewed", "bought_together"} & set(items.columns)
+    # the same metadata as strict JSON (as some copies are converted) reads the same
+    strict = _write_2014(tmp_path / "strict", [json.dumps(m) for m in META_2014])
+    assert read_amazon(strict, category="Musical_Instruments").items.equals(items)
 
 
 def test_2014_gz_detection(tmp_path: Path) -> None:
