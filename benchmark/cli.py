@@ -39,6 +39,14 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _add_rehash(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rehash", action="store_true",
+        help="hash the raw files again instead of trusting the checksum memo (which trusts size and modification time): "
+        "use after editing a raw file in place with its size and mtime kept",
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmark", description="llm4rec-bench: benchmark suite for LLM-based recommendation.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -68,12 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     run.add_argument("--out", default=".", help="folder that receives runs/<run_id>/ (default: current folder)")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_rehash(run)
     _add_output(run)
 
     evaluate = commands.add_parser(
         "evaluate", help="re-evaluate a run's checkpoint, or score an external top-K predictions file, on the test split",
         description="Exactly one of --checkpoint (re-evaluate a saved run) or --predictions FILE --data D (score external "
-        "top-K lists: TSV user, item, rank in raw ids, as `data export-split` ids them) with every metric.",
+        "top-K lists in raw ids, as `data export-split` ids them: TSV user, item, rank, or a TREC run `qid Q0 docid rank "
+        "score tag` as trec_eval and ranx read it) with every metric.",
     )  # fmt: skip
     _add_evaluate_options(evaluate)
     evaluate.add_argument("--raw-dir", help="raw files, if they moved since the run")
@@ -92,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_overrides(sub)
         if name == "info":
             _add_output(sub)
+        else:
+            _add_rehash(sub)
     add_synth_parser(data_commands)
 
     _add_evaluation_commands(commands, data_commands)
@@ -135,9 +147,14 @@ def _add_protocol(parser: argparse.ArgumentParser) -> None:
 def _add_evaluate_options(evaluate: argparse.ArgumentParser) -> None:
     source = evaluate.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", metavar="CKPT", help="runs/<run_id>/checkpoints/best.ckpt")
-    source.add_argument("--predictions", metavar="FILE.tsv", help="external top-K lists: TSV user, item, rank (raw ids); needs --data")
+    source.add_argument("--predictions", metavar="FILE", help="external top-K lists (raw ids), TSV or TREC (see --predictions-format); needs --data")
     evaluate.add_argument("--data", type=canonical_name, choices=DATASET_NAMES, help="with --predictions: the dataset the lists are for")
-    evaluate.add_argument("--write-predictions", metavar="FILE.tsv", help="with --checkpoint: also write the model's top-K lists as a predictions file")
+    evaluate.add_argument("--write-predictions", metavar="FILE", help="with --checkpoint: also write the model's top-K lists as a predictions file")
+    evaluate.add_argument(
+        "--predictions-format", choices=["tsv", "trec"],
+        help="format of --predictions / --write-predictions: tsv (user, item, rank) or trec (qid Q0 docid rank score tag); "
+        "default: by the file name, .trec and .run are TREC, anything else TSV",
+    )  # fmt: skip
     _add_overrides(evaluate)
     _add_protocol(evaluate)
 
@@ -298,6 +315,8 @@ def cmd_run(args: argparse.Namespace) -> None:
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     cfg = resolve(args.model, args.data, overrides, seed=args.seed, raw_dir=args.raw_dir)
+    if args.rehash:  # refresh the checksum memo (and the prepared cache) before the run reads it
+        load_dataset(cfg.data, cfg.data_config, cfg.raw_dir, rehash=True)
     record = run(cfg, args.out, progress=not args.no_progress)
     from lightning.pytorch.utilities import rank_zero_only
 
@@ -365,8 +384,8 @@ def _data_config(args: argparse.Namespace) -> DataConfig:
     return apply_overrides({DataConfig: DataConfig()}, overrides)[DataConfig]
 
 
-def dataset_info(name: str, config: DataConfig, raw_dir: str | None) -> dict[str, Any]:
-    data = load_dataset(name, config, raw_dir)
+def dataset_info(name: str, config: DataConfig, raw_dir: str | None, *, rehash: bool = False) -> dict[str, Any]:
+    data = load_dataset(name, config, raw_dir, rehash=rehash)
     stamps = [part.timestamp for part in (data.train, data.valid, data.test) if len(part)]
     first, last = min(int(s.min()) for s in stamps), max(int(s.max()) for s in stamps)
     iso = lambda t: dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="seconds")  # noqa: E731
@@ -398,7 +417,7 @@ def cmd_data(args: argparse.Namespace) -> None:
 
         return export_split_command(args, _data_config(args))
     config = _data_config(args)
-    info = dataset_info(args.data, config, args.raw_dir)
+    info = dataset_info(args.data, config, args.raw_dir, rehash=getattr(args, "rehash", False))
     if args.data_command == "prepare":
         print(f"{args.data}: {info['n_users']} users, {info['n_items']} items, {info['n_interactions']} interactions; "
               f"split {info['split']}; fingerprint {info['fingerprint'][:16]}")  # fmt: skip

@@ -13,8 +13,6 @@ unit is the user within one run; a claim over seeds needs several runs per model
 from __future__ import annotations
 
 import json
-import math
-import warnings
 from pathlib import Path
 from typing import Any
 

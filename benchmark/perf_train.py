@@ -90,7 +90,7 @@ def perf_train(cfg: RunConfig, *, epochs: int = 5, threads: int = 1, profile: bo
     L.seed_everything(cfg.seed, verbose=False)
     data = load_dataset(cfg.data, cfg.data_config, cfg.raw_dir)
     model = build_model(cfg, data, progress=progress)
-    dm = RecDataModule(data, model.batch_spec(), eval_batch_size=cfg.train_config.eval_batch_size, seed=cfg.seed)
+    dm = RecDataModule(data, model.batch_spec(), eval_batch_size=cfg.train_config.loop.eval_batch_size, seed=cfg.seed)
     timer = EpochTimer()
     trainer = _trainer(cfg.train_config, max_epochs=epochs, callbacks=[timer], logger=False, progress=progress)
     trainer.limit_val_batches = 0

@@ -93,7 +93,7 @@ def weight_files(model_config: Any, train_config: Any, needs_features: bool) -> 
     """{role: folder} of the pretrained weights a run uses: the text encoder of its item
     features and the LLM backbone of its model config (None where only a hub name is known)."""
     used: dict[str, Path | None] = {}
-    encoder = getattr(train_config, "text_encoder", None)
+    encoder = train_config.features.text_encoder
     if needs_features and encoder:
         used[f"text_encoder:{encoder}"] = text_encoder_dir(encoder)
     backbone = getattr(model_config, "backbone", None)

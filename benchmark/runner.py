@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import statistics
-import tempfile
 import time
 import uuid
 import warnings
@@ -29,11 +28,12 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from benchmark.config import DataConfig, TrainConfig, apply_overrides, config_hash
+from benchmark.config import SECTIONS, DataConfig, TrainConfig, apply_overrides, config_hash
 from benchmark.data.datamodule import RecDataModule
 from benchmark.data.datasets import load_dataset
 from benchmark.data.prepare import PreparedData
 from benchmark.errors import BenchmarkError
+from benchmark.files import atomic_write_json
 from benchmark.compare import write_per_user
 from benchmark.evaluation import Evaluator, SampledNegatives, _valid_ids, mask_seen, test_evaluator, test_negatives, top_k, true_relevance_for
 from benchmark.model import RecModule
@@ -63,7 +63,7 @@ class RunConfig:
             "data": self.data,
             "seed": self.seed,
             "data_config": dataclasses.asdict(self.data_config),
-            "train_config": dataclasses.asdict(self.train_config),
+            "train_config": self.train_config.flat(),
             "model_config": dataclasses.asdict(self.model_config),
         }
 
@@ -82,7 +82,7 @@ class RunConfig:
             raw_dir=raw_dir,
             seed=content["seed"],
             data_config=DataConfig(**content["data_config"]),
-            train_config=TrainConfig(**content["train_config"]),
+            train_config=TrainConfig.from_flat(content["train_config"]),
             model_config=type(spec.config)(**content["model_config"]),
         )
 
@@ -91,25 +91,13 @@ def resolve(model: str, data: str, overrides: dict[str, Any], *, seed: int = 0, 
     """Defaults < model's train defaults < ``overrides`` (config file, then --set)."""
     spec: ModelSpec = get_model(model)
     merged = {**spec.train_defaults, **overrides}
-    configs = apply_overrides({DataConfig: DataConfig(), TrainConfig: TrainConfig(), type(spec.config): spec.config}, merged)
-    train = configs[TrainConfig]
-    if 10 not in train.ks:
-        raise BenchmarkError(f"ks must include 10 (early stopping monitors {MONITOR}); got {train.ks}")
-    for key in ("valid_users", "patience"):
-        if getattr(train, key) < 0:
-            raise BenchmarkError(f"{key} must be >= 0, got {getattr(train, key)}")
-    if train.max_epochs < 1:
-        raise BenchmarkError(f"max_epochs must be >= 1, got {train.max_epochs}")
+    sections = {section: section() for section in SECTIONS.values()}
+    configs = apply_overrides({DataConfig: DataConfig(), **sections, type(spec.config): spec.config}, merged)
+    train = TrainConfig(**{name: configs[section] for name, section in SECTIONS.items()})
+    if 10 not in train.loop.ks:
+        raise BenchmarkError(f"ks must include 10 (early stopping monitors {MONITOR}); got {train.loop.ks}")
     return RunConfig(model, data, raw_dir, seed, configs[DataConfig], train, configs[type(spec.config)])
 
-
-def atomic_write_json(path: Path, content: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(content, fh, indent=2, default=str)
-        fh.write("\n")
-    os.replace(tmp, path)
 
 
 # --- Lightning plumbing -----------------------------------------------------------------
@@ -176,13 +164,13 @@ def _trainer(train: TrainConfig, *, max_epochs: int, callbacks: list[Callback], 
     _quiet_lightning()
     return L.Trainer(
         max_epochs=max_epochs,
-        accelerator=train.accelerator,
-        devices=train.devices,
-        num_nodes=train.num_nodes,
-        strategy=train.strategy,
+        accelerator=train.hardware.accelerator,
+        devices=train.hardware.devices,
+        num_nodes=train.hardware.num_nodes,
+        strategy=train.hardware.strategy,
         callbacks=callbacks,
         logger=logger,
-        deterministic=train.deterministic,
+        deterministic=train.loop.deterministic,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # RecDataModule shards itself (no padded duplicate users)
         enable_progress_bar=progress,
@@ -210,7 +198,7 @@ def build_model(cfg: RunConfig, data: PreparedData, *, progress: bool = True) ->
 
     train = cfg.train_config
     features = item_features(
-        data, text_encoder=train.text_encoder, image_encoder=train.image_encoder, raw_dir=cfg.raw_dir, progress=progress
+        data, text_encoder=train.features.text_encoder, image_encoder=train.features.image_encoder, raw_dir=cfg.raw_dir, progress=progress
     )
     return spec.cls(data.n_users, data.n_items, cfg.model_config, features=features, **extra)
 
@@ -264,7 +252,7 @@ def top_k_lists(model: RecModule, dm: RecDataModule, rows: np.ndarray, k: int, b
 
 def explanations(model: RecModule, dm: RecDataModule, train: TrainConfig, *, seed: int, raw_dir: str | None, run_dir: Path, write: bool) -> dict[str, Any] | None:
     """For models that generate explanations (``generates_explanations``, ``explain(batch, items)``):
-    explain the held-out test pair of ``train.explanation_users`` test users (seeded sample;
+    explain the held-out test pair of ``train.explanation.explanation_users`` test users (seeded sample;
     0 = all) and score the texts (``benchmark.metrics.text_metrics``): BLEU-4 and ROUGE-L
     against the user's own review of the item where the dataset has review text (the
     held-out reference, which the model never sees), feature match against the item's
@@ -279,8 +267,8 @@ def explanations(model: RecModule, dm: RecDataModule, train: TrainConfig, *, see
     start = time.perf_counter()
     data, test_set = dm.data, dm.test_set
     rows = np.arange(len(test_set))
-    if 0 < train.explanation_users < len(rows):
-        rows = np.sort(np.random.default_rng([seed, 17]).choice(len(rows), train.explanation_users, replace=False))
+    if 0 < train.explanation.explanation_users < len(rows):
+        rows = np.sort(np.random.default_rng([seed, 17]).choice(len(rows), train.explanation.explanation_users, replace=False))
     users = test_set.users[rows]
     rel_rows, rel_items = test_set.relevant.gather(users)
     first = np.unique(rel_rows, return_index=True)[1]
@@ -297,13 +285,13 @@ def explanations(model: RecModule, dm: RecDataModule, train: TrainConfig, *, see
     attributes = item_attributes(data.items)
     titles = data.items["title"].fillna("").astype(str).tolist() if "title" in data.items else [""] * data.n_items
     generated: list[str] = []
-    for s in range(0, len(rows), train.eval_batch_size):
-        batch = {k: v.to(model.device) for k, v in test_set[(0, 0, rows[s : s + train.eval_batch_size])].items()}
-        generated += model.explain(batch, torch.as_tensor(items[s : s + train.eval_batch_size]))
+    for s in range(0, len(rows), train.loop.eval_batch_size):
+        batch = {k: v.to(model.device) for k, v in test_set[(0, 0, rows[s : s + train.loop.eval_batch_size])].items()}
+        generated += model.explain(batch, torch.as_tensor(items[s : s + train.loop.eval_batch_size]))
     metrics = text_metrics(generated, references, [attributes[int(i)] for i in items])
     metrics["seconds_per_explanation"] = (time.perf_counter() - start) / len(generated)
-    n = min(train.explanation_samples, len(rows))
-    top1 = top_k_lists(model, dm, rows[:n], 1, train.eval_batch_size)
+    n = min(train.explanation.explanation_samples, len(rows))
+    top1 = top_k_lists(model, dm, rows[:n], 1, train.loop.eval_batch_size)
     samples: list[dict[str, Any]] = []
     for j in range(n):
         user, item = int(users[j]), int(items[j])
@@ -342,17 +330,17 @@ def run(cfg: RunConfig, out_dir: str | Path = ".", *, progress: bool = True, tag
     started = dt.datetime.now(dt.timezone.utc)
     code = code_version()  # the code that runs: the working tree may change during a long run
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    if cfg.train_config.protocol == "streaming":
+    if cfg.train_config.streaming.protocol == "streaming":
         from benchmark.streaming import check_streaming
 
         check_streaming(cfg.train_config)  # before training, not after
     data = load_dataset(cfg.data, cfg.data_config, cfg.raw_dir)
     model = build_model(cfg, data, progress=progress)
-    model.attach_evaluator(Evaluator(data.n_items, ks=tuple(cfg.train_config.ks)))
+    model.attach_evaluator(Evaluator(data.n_items, ks=tuple(cfg.train_config.loop.ks)))
     train = cfg.train_config
     dm = RecDataModule(
-        data, model.batch_spec(), eval_batch_size=train.eval_batch_size, seed=cfg.seed, num_workers=train.num_workers,
-        valid_users=train.valid_users,
+        data, model.batch_spec(), eval_batch_size=train.loop.eval_batch_size, seed=cfg.seed, num_workers=train.loop.num_workers,
+        valid_users=train.loop.valid_users,
     )  # fmt: skip
 
     run_id = new_run_id(cfg)
@@ -362,7 +350,7 @@ def run(cfg: RunConfig, out_dir: str | Path = ".", *, progress: bool = True, tag
     timer, curve = EpochTimer(), ValidationCurve()
     callbacks = [
         checkpoint,
-        EarlyStopping(monitor=monitor, mode="max", patience=train.patience),
+        EarlyStopping(monitor=monitor, mode="max", patience=train.loop.patience),
         timer,
         curve,
         StoreRunConfig(
@@ -375,7 +363,7 @@ def run(cfg: RunConfig, out_dir: str | Path = ".", *, progress: bool = True, tag
         ),
     ]
     logger = TensorBoardLogger(save_dir=str(run_dir), name="tb", version="", default_hp_metric=False)
-    trainer = _trainer(train, max_epochs=train.max_epochs, callbacks=callbacks, logger=logger, progress=progress)
+    trainer = _trainer(train, max_epochs=train.loop.max_epochs, callbacks=callbacks, logger=logger, progress=progress)
     logger.log_hyperparams(cfg.resolved())
 
     fit_start = time.perf_counter()
@@ -395,15 +383,15 @@ def run(cfg: RunConfig, out_dir: str | Path = ".", *, progress: bool = True, tag
     model.load_state_dict(best["state_dict"])
     trainer.validate(model, datamodule=dm, verbose=False)
     valid = dict(model.evaluation_results["valid"])
-    negatives = test_negatives(dm, train, seed=cfg.seed) if train.eval_protocol == "sampled" else None
+    negatives = test_negatives(dm, train, seed=cfg.seed) if train.evaluation.eval_protocol == "sampled" else None
     evaluator = test_evaluator(dm, train, seed=cfg.seed, negatives=negatives, true_relevance=true_relevance_for(data, cfg.raw_dir))
     test, per_user, eval_seconds = _test(trainer, model, dm, evaluator)
     # after the test pass, in this order: explanations read the tested model, streaming then updates it
-    extras = {"protocol": train.protocol}
+    extras = {"protocol": train.streaming.protocol}
     explained = explanations(model, dm, train, seed=cfg.seed, raw_dir=cfg.raw_dir, run_dir=run_dir, write=trainer.is_global_zero)
     if explained is not None:
         extras["explanations"] = explained
-    if train.protocol == "streaming":
+    if train.streaming.protocol == "streaming":
         from benchmark.streaming import run_stream
 
         extras["streaming"] = run_stream(model, data, train, seed=cfg.seed)
@@ -417,7 +405,7 @@ def run(cfg: RunConfig, out_dir: str | Path = ".", *, progress: bool = True, tag
         "dataset_stats": {"n_users": data.n_users, "n_items": data.n_items, "n_interactions": data.n_interactions, **data.stats},
         "split": data.config.split,
         "eval_protocol": evaluator.protocol,
-        **({"eval_sampling": {"negatives": train.eval_negatives, "sampler": train.eval_sampler, "seed": cfg.seed}} if negatives else {}),
+        **({"eval_sampling": {"negatives": train.evaluation.eval_negatives, "sampler": train.evaluation.eval_sampler, "seed": cfg.seed}} if negatives else {}),
         "config": cfg.resolved(),
         "config_hash": cfg.hash,
         "seed": cfg.seed,
@@ -464,20 +452,20 @@ def evaluate_checkpoint(
     content = checkpoint[CHECKPOINT_KEY]
     cfg = RunConfig.from_dict(content, raw_dir or content.get("raw_dir"))
     given = {"devices": devices, "accelerator": accelerator, "strategy": strategy, "eval_protocol": eval_protocol}
-    cfg.train_config = apply_overrides({TrainConfig: cfg.train_config}, {**(overrides or {}), **{k: v for k, v in given.items() if v is not None}})[TrainConfig]
+    cfg.train_config = cfg.train_config.overridden({**(overrides or {}), **{k: v for k, v in given.items() if v is not None}})
     data = load_dataset(cfg.data, cfg.data_config, cfg.raw_dir)
     if data.fingerprint != content["dataset_fingerprint"]:
         raise BenchmarkError(f"the prepared data no longer matches the run's dataset fingerprint ({cfg.data}); was the raw data changed?")
     model = build_model(cfg, data)
     model.load_state_dict(checkpoint["state_dict"])
-    dm = RecDataModule(data, model.batch_spec(), eval_batch_size=cfg.train_config.eval_batch_size, seed=cfg.seed)
+    dm = RecDataModule(data, model.batch_spec(), eval_batch_size=cfg.train_config.loop.eval_batch_size, seed=cfg.seed)
     trainer = _trainer(cfg.train_config, max_epochs=1, callbacks=[], logger=False, progress=True)
     train = cfg.train_config
     negatives = None
     saved = path.parent.parent / NEGATIVES_FILE
-    if train.eval_protocol == "sampled" and saved.is_file():
+    if train.evaluation.eval_protocol == "sampled" and saved.is_file():
         negatives = SampledNegatives.load(saved)
-        if (negatives.sampler, negatives.seed, negatives.negatives.shape[1]) != (train.eval_sampler, cfg.seed, train.eval_negatives):
+        if (negatives.sampler, negatives.seed, negatives.negatives.shape[1]) != (train.evaluation.eval_sampler, cfg.seed, train.evaluation.eval_negatives):
             negatives = None  # other sampling parameters asked for: draw them (deterministic in the seed)
     evaluator = test_evaluator(dm, train, seed=cfg.seed, negatives=negatives, true_relevance=true_relevance_for(data, cfg.raw_dir))
     test, per_user, eval_seconds = _test(trainer, model, dm, evaluator)
@@ -488,7 +476,7 @@ def evaluate_checkpoint(
     return {
         "is_global_zero": trainer.is_global_zero,
         "eval_protocol": evaluator.protocol,
-        **({"eval_sampling": {"negatives": train.eval_negatives, "sampler": train.eval_sampler, "seed": cfg.seed}} if evaluator.negatives else {}),
+        **({"eval_sampling": {"negatives": train.evaluation.eval_negatives, "sampler": train.evaluation.eval_sampler, "seed": cfg.seed}} if evaluator.negatives else {}),
         "per_user": per_user,
         "run_id": content.get("run_id"),
         "model": cfg.model,

@@ -352,12 +352,12 @@ class _Detached:
 
 def stream_config(train: TrainConfig) -> dict[str, Any]:
     return {
-        "windows": train.stream_windows,
-        "lr": train.stream_lr,
-        "momentum": train.stream_momentum,
-        "replay_size": train.stream_replay_size,
-        "recency_half_life": train.stream_recency_half_life,
-        "steps_per_window": train.stream_steps_per_window,
+        "windows": train.streaming.stream_windows,
+        "lr": train.streaming.stream_lr,
+        "momentum": train.streaming.stream_momentum,
+        "replay_size": train.streaming.stream_replay_size,
+        "recency_half_life": train.streaming.stream_recency_half_life,
+        "steps_per_window": train.streaming.stream_steps_per_window,
     }
 
 
@@ -372,18 +372,8 @@ def momentum_sgd(params: list[torch.nn.Parameter], lr: float, momentum: float) -
 
 def check_streaming(train: TrainConfig) -> None:
     """Refuse settings the streaming protocol cannot honour (called before training)."""
-    if train.devices != 1 or getattr(train, "num_nodes", 1) != 1:
+    if train.hardware.devices != 1 or train.hardware.num_nodes != 1:
         raise BenchmarkError("the streaming protocol runs in one process: use devices=1 (and num_nodes=1)")
-    if train.stream_windows < 1:
-        raise BenchmarkError(f"stream_windows must be >= 1, got {train.stream_windows}")
-    if train.stream_lr <= 0 or not 0 <= train.stream_momentum < 1:
-        raise BenchmarkError(f"streaming needs stream_lr > 0 and 0 <= stream_momentum < 1 (got {train.stream_lr}, {train.stream_momentum})")
-    if train.stream_replay_size < 0:
-        raise BenchmarkError(f"stream_replay_size must be >= 0, got {train.stream_replay_size}")
-    if train.stream_recency_half_life is not None and train.stream_recency_half_life <= 0:
-        raise BenchmarkError(f"stream_recency_half_life must be > 0 (or None), got {train.stream_recency_half_life}")
-    if train.stream_steps_per_window is not None and train.stream_steps_per_window < 1:
-        raise BenchmarkError(f"stream_steps_per_window must be >= 1 (or None), got {train.stream_steps_per_window}")
 
 
 def run_stream(model: RecModule, data: PreparedData, train: TrainConfig, *, seed: int = 0, frozen: RecModule | None = None) -> dict[str, Any]:
@@ -395,7 +385,7 @@ def run_stream(model: RecModule, data: PreparedData, train: TrainConfig, *, seed
     """
     check_streaming(train)
     events = stream_events(data)
-    slices = window_slices(len(events), train.stream_windows)
+    slices = window_slices(len(events), train.streaming.stream_windows)
     spec = model.batch_spec()
     history_length = max(spec.history_length, 1)
     n_users, n_items = data.n_users, data.n_items
@@ -409,10 +399,10 @@ def run_stream(model: RecModule, data: PreparedData, train: TrainConfig, *, seed
     # models that optimise themselves (automatic_optimization off: pop, itemknn count) are not driven by SGD here
     params = [p for p in model.adaptation_parameters() if p.requires_grad and p.numel()] if model.supports_adaptation and model.automatic_optimization else []
     adapts = bool(params)
-    optimizer = momentum_sgd(params, train.stream_lr, train.stream_momentum) if adapts else None
+    optimizer = momentum_sgd(params, train.streaming.stream_lr, train.streaming.stream_momentum) if adapts else None
     pass_weights = bool(getattr(model, "supports_sample_weights", False))
-    weighted = train.stream_recency_half_life is not None
-    replay = ReplayBuffer(train.stream_replay_size if adapts else 0, seed)
+    weighted = train.streaming.stream_recency_half_life is not None
+    replay = ReplayBuffer(train.streaming.stream_replay_size if adapts else 0, seed)
     replay.add(data.train)
 
     known = data.train
@@ -423,10 +413,10 @@ def run_stream(model: RecModule, data: PreparedData, train: TrainConfig, *, seed
         start, end = int(window.timestamp.min()), int(window.timestamp.max())
         # 1. predict: both models, same batches, history and masks = everything before the window
         model.eval()
-        adaptive_eval, frozen_eval = _evaluator(n_items, train.ks, device), _evaluator(n_items, train.ks, device)
+        adaptive_eval, frozen_eval = _evaluator(n_items, train.loop.ks, device), _evaluator(n_items, train.loop.ks, device)
         n_scored = 0
         with torch.no_grad():
-            for batch in _eval_batches(known, window, n_users, n_items, history_length, train.eval_batch_size):
+            for batch in _eval_batches(known, window, n_users, n_items, history_length, train.loop.eval_batch_size):
                 batch = {k: v.to(device) for k, v in batch.items()}
                 n_scored += int(batch["users"].shape[0])
                 frozen_eval.update(frozen, batch)
@@ -440,8 +430,8 @@ def run_stream(model: RecModule, data: PreparedData, train: TrainConfig, *, seed
             assert optimizer is not None
             rng = np.random.default_rng([seed, w, 1])
             replayed = replay.sample(len(window), rng)
-            weights = recency_weights(window.timestamp, start, end, train.stream_recency_half_life)
-            replay_weights = recency_weights(replayed.timestamp, start, end, train.stream_recency_half_life)
+            weights = recency_weights(window.timestamp, start, end, train.streaming.stream_recency_half_life)
+            replay_weights = recency_weights(replayed.timestamp, start, end, train.streaming.stream_recency_half_life)
             if spec.kind == "pairwise":
                 both = _concat(window, replayed)
                 update = pairwise_rows(both, np.concatenate([weights, replay_weights]), _known_keys(known, window, n_items), n_items, spec.num_negatives, rng)
@@ -451,7 +441,7 @@ def run_stream(model: RecModule, data: PreparedData, train: TrainConfig, *, seed
                 raise BenchmarkError(f"streaming updates support pairwise and sequential training batches, not {spec.kind!r}")
             model.train()
             with _Detached(model):
-                for step, batch in enumerate(update_batches(update, spec.batch_size, train.stream_steps_per_window, weighted=weighted, pass_weights=pass_weights, rng=rng)):
+                for step, batch in enumerate(update_batches(update, spec.batch_size, train.streaming.stream_steps_per_window, weighted=weighted, pass_weights=pass_weights, rng=rng)):
                     batch = {k: v.to(device) for k, v in batch.items()}
                     tick = time.perf_counter()
                     optimizer.zero_grad(set_to_none=True)

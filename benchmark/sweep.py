@@ -54,8 +54,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from benchmark.config import DataConfig, TrainConfig, config_keys, load_config_file, parse_set_options
+from benchmark.config import SECTIONS, DataConfig, TrainConfig, config_keys, load_config_file, parse_set_options
 from benchmark.errors import BenchmarkError
+from benchmark.files import atomic_write_text
 from benchmark.registry import MODELS, get_model
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ def load_space(model: str, path: str | Path | None = None) -> SearchSpace:
         content = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise BenchmarkError(f"search space {path} is not valid YAML: {exc}") from None
-    space = parse_space(content, source=str(path), valid_keys=set(config_keys(DataConfig, TrainConfig, type(spec.config))))
+    space = parse_space(content, source=str(path), valid_keys=set(config_keys(DataConfig, *SECTIONS.values(), type(spec.config))))
     if space.model != model:
         raise BenchmarkError(f"{path}: model is {space.model!r}, expected {model!r}")
     return space
@@ -301,14 +302,14 @@ def fit_validate(cfg: RunConfig, *, callbacks: list[Any] = (), progress: bool = 
     train = cfg.train_config
     data = load_dataset(cfg.data, cfg.data_config, cfg.raw_dir)
     model = build_model(cfg, data, progress=progress)
-    model.attach_evaluator(Evaluator(data.n_items, ks=tuple(train.ks)))
+    model.attach_evaluator(Evaluator(data.n_items, ks=tuple(train.loop.ks)))
     dm = RecDataModule(
-        data, model.batch_spec(), eval_batch_size=train.eval_batch_size, seed=cfg.seed, num_workers=train.num_workers,
-        valid_users=train.valid_users,
+        data, model.batch_spec(), eval_batch_size=train.loop.eval_batch_size, seed=cfg.seed, num_workers=train.loop.num_workers,
+        valid_users=train.loop.valid_users,
     )  # fmt: skip
     curve = _validation_curve_callback()
-    stop = EarlyStopping(monitor=f"valid/{MONITOR}", mode="max", patience=train.patience)
-    trainer = _trainer(train, max_epochs=train.max_epochs, callbacks=[stop, curve, *callbacks], logger=False, progress=progress)
+    stop = EarlyStopping(monitor=f"valid/{MONITOR}", mode="max", patience=train.loop.patience)
+    trainer = _trainer(train, max_epochs=train.loop.max_epochs, callbacks=[stop, curve, *callbacks], logger=False, progress=progress)
     trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, ModelSummary)]  # once per trial is noise
     trainer.fit(model, datamodule=dm)
     if not curve.epochs:  # no validation ran inside fit (e.g. a counting model's single epoch)
@@ -472,11 +473,11 @@ class _Ranks:
 def _launch(train: TrainConfig) -> _Ranks:
     """Start the other processes of a multi-device sweep (Lightning Fabric: its launcher re-runs this
     command for local ranks; SLURM/torchrun ranks are found in the environment) and join their group."""
-    if train.devices * train.num_nodes <= 1:
+    if train.hardware.devices * train.hardware.num_nodes <= 1:
         return _Ranks(None)
     from lightning.fabric import Fabric
 
-    fabric = Fabric(accelerator=train.accelerator, devices=train.devices, num_nodes=train.num_nodes, strategy="ddp")
+    fabric = Fabric(accelerator=train.hardware.accelerator, devices=train.hardware.devices, num_nodes=train.hardware.num_nodes, strategy="ddp")
     fabric.launch()
     return _Ranks(fabric)
 
@@ -544,7 +545,7 @@ def run_sweep(options: SweepOptions) -> dict[str, Any] | None:
 
 
 def _flat_config(cfg: RunConfig) -> dict[str, Any]:
-    return {**dataclasses.asdict(cfg.data_config), **dataclasses.asdict(cfg.train_config), **dataclasses.asdict(cfg.model_config)}
+    return {**dataclasses.asdict(cfg.data_config), **cfg.train_config.flat(), **dataclasses.asdict(cfg.model_config)}
 
 
 def _trial_config(options: SweepOptions, fixed: dict[str, Any], params: dict[str, Any]) -> RunConfig:
@@ -714,15 +715,11 @@ def write_best_config(study: optuna.Study, fixed: dict[str, Any], options: Sweep
     best = study.best_trial
     content = {**{k: v for k, v in fixed.items() if k not in DEVICE_KEYS}, **best.params}
     path = options.sweeps_dir / f"{options.study_name}.best.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = (
         f"# best configuration of sweep {options.study_name} ({options.model} on {options.data}): trial {best.number}, "
         f"validation {OBJECTIVE} {best.value:.6f}\n# python -m benchmark run --model {options.model} --data {options.data} --config {path}\n"
     )
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(header + yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, header + yaml.safe_dump(content, sort_keys=False))
 
 
 def summarize(study: optuna.Study, options: SweepOptions, best_file: Path, worker_trials: list[int], seconds: float, target: int) -> dict[str, Any]:

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -30,6 +28,7 @@ import torch
 from torch import nn
 
 from benchmark.errors import BenchmarkError
+from benchmark.files import atomic_dir
 
 SMOLLM2 = "smollm2-135m"
 TINY = "tiny-llama"
@@ -87,18 +86,12 @@ def _cached(target: Path, write) -> Path:
     """``target`` if complete, else ``write(tmp)`` into a temporary folder renamed to ``target``."""
     if (target / ".complete").exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
-    try:
+
+    def complete(tmp: Path) -> None:
         write(tmp)
         (tmp / ".complete").touch()
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)  # atomic: a concurrent loader sees all or nothing
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+
+    return atomic_dir(target, complete, replace=True)  # a concurrent loader sees all or nothing
 
 
 def _smollm2_tokenizer_dir() -> Path:

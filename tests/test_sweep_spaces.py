@@ -6,7 +6,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from benchmark.config import DataConfig, TrainConfig, config_keys
+from benchmark.config import SECTIONS, DataConfig, config_keys
 from benchmark.registry import MODELS
 from benchmark.runner import resolve
 from benchmark.sweep import SWEEPS_DIR, load_space, registered_defaults, space_path
@@ -17,7 +17,7 @@ def test_space_matches_the_registry(model: str) -> None:
     assert space_path(model).is_file(), f"sweeps/{model}.yaml is missing"
     space = load_space(model)  # raises on bad keys or malformed params
     spec = MODELS[model]
-    valid = set(config_keys(DataConfig, TrainConfig, type(spec.config)))
+    valid = set(config_keys(DataConfig, *SECTIONS.values(), type(spec.config)))
     assert set(space.defaults) | {p.name for p in space.params} <= valid
     defaults = registered_defaults(model)
     assert space.defaults == defaults, f"sweeps/{model}.yaml defaults differ from the registry's"

@@ -68,8 +68,8 @@ import pyarrow.compute as pc
 
 from benchmark.data import jsonl
 from benchmark.data.jsonl import ID, INT, LIST, LIST_OR_DICT, NUMBER, PRICE, TEXT, TEXT_OR_LIST, FieldError, Records, Source
-from benchmark.data.raw import RawData
-from benchmark.errors import BenchmarkError
+from benchmark.data.raw import RATING_RANGE, TIMESTAMP_RANGE, RawData, bad_ratings, bad_timestamps
+from benchmark.errors import BenchmarkError, reading
 
 WHOLE_PERIOD_FIELDS = ("rank", "sales_rank", "salesRank", "also_buy", "also_view", "related", "also_bought", "also_viewed",
                        "bought_together", "average_rating", "rating_number")
@@ -115,6 +115,7 @@ def where_to_get(category: str = DEFAULT_CATEGORY) -> str:
 
 
 WHERE_TO_GET = where_to_get()
+_MS_RANGE = "a time from 1970-01-01 to 2100-01-01 (Unix milliseconds 0 to 4102444799999)"
 _REVIEWS_2018 = {"reviewerID": ID, "asin": ID, "overall": NUMBER, "unixReviewTime": INT}
 _REVIEWS_2023 = {"user_id": ID, "parent_asin": ID, "rating": NUMBER, "timestamp": INT}
 _META_2018 = {
@@ -140,12 +141,13 @@ def locate(raw_dir: Path, category: str = DEFAULT_CATEGORY) -> list[Path] | None
     """The review file of ``category`` in ``raw_dir``, then its metadata file when there is
     one; None without a review file. A plain file wins over a ``.gz`` of the same name."""
     raw_dir = Path(raw_dir)
-    if not raw_dir.is_dir():
-        return None
     by_name: dict[str, list[Path]] = {}
-    for path in raw_dir.iterdir():
-        if path.is_file():
-            by_name.setdefault(_normalised(path.name), []).append(path)
+    with reading(raw_dir):  # an unreadable raw folder: one paragraph, not a traceback
+        if not raw_dir.is_dir():
+            return None
+        for path in raw_dir.iterdir():
+            if path.is_file():
+                by_name.setdefault(_normalised(path.name), []).append(path)
     key = category_key(category)
 
     def first(templates: tuple[str, ...]) -> Path | None:
@@ -213,11 +215,12 @@ def _reviews(raw_dir: Path, on_bad_line: str, with_text: bool = False, category:
     skip = on_bad_line == "skip"
     rating = "overall" if layout == "2018" else "rating"
     stamp = "unixReviewTime" if layout == "2018" else "timestamp"
+    per_second = 1 if layout == "2018" else 1000  # the 2023 files give milliseconds
+    stamp_range = TIMESTAMP_RANGE if layout == "2018" else _MS_RANGE
 
     def post(records: Records) -> Records:
-        r = records.columns[rating]
-        records = jsonl.reject(source, records, (r < 0) | (r > 5), "a rating between 0 and 5", rating, skip)
-        return jsonl.reject(source, records, records.columns[stamp] < 0, "a non-negative timestamp", stamp, skip)
+        records = jsonl.reject(source, records, bad_ratings(records.columns[rating]), RATING_RANGE, rating, skip)
+        return jsonl.reject(source, records, bad_timestamps(records.columns[stamp] // per_second), stamp_range, stamp, skip)
 
     records = jsonl.read_fast_or_precise(source, fields, required=tuple(list(fields)[:4]), on_bad_line=on_bad_line, post=post)
     return records, layout, source, meta
@@ -331,14 +334,18 @@ MAX_LITERAL_CHARS = 4 << 20
 _PLAIN = (str, int, float, bool, type(None))
 _SURROGATE = re.compile("[\udc80-\udcff]")  # bytes that are not UTF-8, as surrogateescape decodes them
 _MARK = "\U0010ffff"  # a noncharacter: stands for such a byte while the line is parsed
+# a quoted string (either quote, escapes inside) or a bracket: brackets in strings do not nest
+_LITERAL_TOKEN = re.compile(r"""'[^'\\\n]*(?:\\.[^'\\\n]*)*'|"[^"\\\n]*(?:\\.[^"\\\n]*)*"|[\[\]{}()]""")
 
 
 def literal_loader(keys: tuple[str, ...]) -> Callable[[bytes], dict[str, Any]]:
     """A ``loads`` for ``jsonl.read_records``: one Python dict literal per line (the 2014
     metadata), parsed by ``ast.literal_eval`` (never ``eval``), keeping only ``keys``.
 
-    Bounded: a line over ``MAX_LITERAL_CHARS``, a line the parser rejects (malformed,
-    nested too deeply: CPython's parser then raises SyntaxError, MemoryError or
+    Bounded: a line over ``MAX_LITERAL_CHARS``, a line nesting lists, dicts and
+    parentheses more than ``jsonl.MAX_DEPTH`` levels deep (the limit of the JSON files,
+    checked before parsing), a line the parser rejects (malformed, nested too deeply in
+    another way: CPython's parser then raises SyntaxError, MemoryError or
     RecursionError), a value that is not a plain literal (a set, bytes, a call), or
     undecodable bytes raise ``FieldError``, so ``read_records`` reports the file and line
     (and the field, where there is one) or skips the line.
@@ -352,6 +359,9 @@ def literal_loader(keys: tuple[str, ...]) -> Callable[[bytes], dict[str, Any]]:
             text, undecodable = _SURROGATE.sub(_MARK, line.decode("utf-8", errors="surrogateescape")), True
         if len(text) > MAX_LITERAL_CHARS:
             raise FieldError(f"a metadata line of at most {MAX_LITERAL_CHARS:,} characters", f"{len(text):,} characters")
+        depth = _too_deep(text)
+        if depth is not None:
+            raise FieldError(f"a Python dict literal nested at most {jsonl.MAX_DEPTH} levels deep", f"nesting {depth} levels deep")
         try:
             obj = ast.literal_eval(text.strip())
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
@@ -374,6 +384,22 @@ def literal_loader(keys: tuple[str, ...]) -> Callable[[bytes], dict[str, Any]]:
         return out
 
     return loads
+
+
+def _too_deep(text: str) -> int | None:
+    """The nesting depth of a literal line when it exceeds ``jsonl.MAX_DEPTH``, else None
+    (cheap when the line does not hold that many opening brackets)."""
+    if text.count("[") + text.count("{") + text.count("(") <= jsonl.MAX_DEPTH:
+        return None
+    depth = deepest = 0
+    for match in _LITERAL_TOKEN.finditer(text):
+        token = match.group()
+        if token in ("[", "{", "("):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in ("]", "}", ")"):
+            depth -= 1
+    return deepest if deepest > jsonl.MAX_DEPTH else None
 
 
 def _literal_problem(exc: BaseException) -> str:

@@ -4,6 +4,11 @@ Raw files are read from ``--raw-dir`` if given, else ``$BENCHMARK_DATA/<name>/``
 ``<cache>/raw/<name>/``. Synthetic datasets are written there by the simulator on first use.
 Besides the registered names, ``amazon-<category>`` names any Amazon review category
 (``get_dataset`` builds its spec; the name is canonical in lower case with hyphens).
+
+Prepared data are labelled ``synthetic`` when the dataset is, and also when the raw folder
+holds what the simulator writes beside its raw files (``SIMULATOR_MARKERS``): simulated
+files read under a real dataset's name are still simulated, in the run record and at
+``submit``.
 """
 
 from __future__ import annotations
@@ -20,7 +25,18 @@ from benchmark.data import amazon, movielens, prepare, s3rec, yelp
 from benchmark.data.download import ML_25M, ML_LATEST_SMALL, Download, download_dataset
 from benchmark.data.raw import RawData
 from benchmark.data.simulator import SimulationConfig, write_amazon, write_movielens, write_yelp
-from benchmark.errors import BenchmarkError
+from benchmark.errors import ENVIRONMENT_ERRNOS, BenchmarkError, cannot_write, reading
+
+
+# What benchmark.data.simulator writes beside the raw files (its ground truth and a note):
+# never found beside published data.
+SIMULATOR_MARKERS = ("SIMULATION.txt", "ground_truth.npz", "heldout.parquet")
+
+
+def simulator_markers(raw: Path, files: list[Path] | None = None) -> list[Path]:
+    """The simulator's marker files in ``raw`` or beside any of ``files``."""
+    folders = sorted({Path(raw), *(Path(f).parent for f in files or [])})
+    return [folder / name for folder in folders for name in SIMULATOR_MARKERS if (folder / name).exists()]
 
 
 @dataclass(frozen=True)
@@ -243,28 +259,50 @@ def default_raw_dir(name: str) -> Path:
     return Path(base) / name if base else prepare.cache_root() / "raw" / name
 
 
-def load_dataset(name: str, config: DataConfig | None = None, raw_dir: str | Path | None = None) -> prepare.PreparedData:
-    """Prepared data for ``name``: from the cache when the fingerprint matches, else prepared now."""
+def load_dataset(
+    name: str, config: DataConfig | None = None, raw_dir: str | Path | None = None, *, rehash: bool = False
+) -> prepare.PreparedData:
+    """Prepared data for ``name``: from the cache when the fingerprint matches, else prepared now.
+
+    ``rehash`` hashes the raw files again instead of trusting the checksum memo (see
+    ``prepare.file_sha256``); it is not part of the fingerprint.
+    """
     spec = get_dataset(name)
     name = spec.name
     config = config or DataConfig()
     raw = Path(raw_dir) if raw_dir is not None else default_raw_dir(name)
+    with reading(raw):  # an unreadable raw folder or file: one paragraph naming it
+        files = _raw_files(spec, raw, download=raw_dir is None)
+        fp = prepare.fingerprint(name, files, config, rehash=rehash)
+        # decided from the folder read now, not from the cache: identical files may sit in a
+        # folder with the simulator's markers and in one without
+        source = "synthetic" if spec.source == "synthetic" or simulator_markers(raw, files) else "real"
+    target = prepare.cache_dir(name, fp)
+    if prepare.is_cached(target):
+        data = prepare.load(target)
+        data.source = source
+        return data
+    with reading(raw):
+        raw_data = spec.read(raw, config.on_bad_line)
+    data = prepare.build(
+        raw_data, config, name=name, source=source, fp=fp, default_kcore=spec.default_kcore,
+        default_repeats=spec.default_repeats, has_timestamps=spec.has_timestamps,
+    )  # fmt: skip
+    prepare.save(data, target)
+    return data
+
+
+def _raw_files(spec: DatasetSpec, raw: Path, *, download: bool) -> list[Path]:
+    """The raw files of ``spec`` in ``raw``: generated (synthetic) or downloaded first when missing."""
     if spec.generate is not None and not (
         (spec.locate(raw) if raw.is_dir() else None) if spec.locate is not None else all((raw / f).is_file() for f in spec.required_files)
     ):
-        spec.generate(raw)
-    if raw_dir is None and spec.download is not None and not all((raw / f).is_file() for f in spec.required_files):
-        download_dataset(name, spec.download, raw, spec.required_files)
-    if not raw.is_dir():
-        spec.raw_files(raw)  # raises the "where to put the files" error
-    files = spec.raw_files(raw)
-    fp = prepare.fingerprint(name, files, config)
-    target = prepare.cache_dir(name, fp)
-    if (target / "meta.json").is_file():
-        return prepare.load(target)
-    data = prepare.build(
-        spec.read(raw, config.on_bad_line), config, name=name, source=spec.source, fp=fp, default_kcore=spec.default_kcore,
-        default_repeats=spec.default_repeats, has_timestamps=spec.has_timestamps,
-    )
-    prepare.save(data, target)
-    return data
+        try:
+            spec.generate(raw)
+        except OSError as exc:
+            if exc.errno not in ENVIRONMENT_ERRNOS:
+                raise
+            raise cannot_write(exc.filename or raw, exc, "the simulated raw files") from None
+    if download and spec.download is not None and not all((raw / f).is_file() for f in spec.required_files):
+        download_dataset(spec.name, spec.download, raw, spec.required_files)
+    return spec.raw_files(raw)

@@ -15,9 +15,15 @@ folder and no ``--raw-dir`` was given:
 3. the complete file is verified (MD5); a mismatch deletes it and stops with an error;
 4. the archive is extracted into a temporary folder beside the raw folder, refusing
    absolute member paths, ``..`` components and links that leave the target; a single
-   top folder (``ml-25m/``) is stripped so the CSVs land directly in the raw folder;
+   top folder (``ml-25m/``) is stripped so the CSVs land directly in the raw folder. An
+   archive that passed its MD5 check but cannot be extracted (a damaged member: bad
+   deflate data, a CRC mismatch) is deleted, so the next run downloads it again instead
+   of failing on the same file forever;
 5. only then is the folder renamed into place (atomic on one file system) and the
    archive deleted.
+
+A folder that cannot be written (the download folder, the raw folder's parent) ends in a
+one-paragraph error naming it.
 
 ``BENCHMARK_DOWNLOAD_URL`` replaces every download's base URL (a mirror, or the local
 test server); pinned checksums still apply to a mirror.
@@ -37,10 +43,11 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from benchmark.errors import BenchmarkError
+from benchmark.errors import ENVIRONMENT_ERRNOS, BenchmarkError, cannot_write
 
 DOWNLOAD_URL_ENV = "BENCHMARK_DOWNLOAD_URL"
 TIMEOUT_SECONDS = 60.0
@@ -231,17 +238,37 @@ def download_dataset(name: str, source: Download, raw_dir: Path, required: tuple
             fetch(url, archive, expected, progress=progress)
     except BenchmarkError as exc:
         raise BenchmarkError(f"dataset {name!r}: {exc} {manual}") from None
-    except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as exc:
+    except OSError as exc:
+        if exc.errno in ENVIRONMENT_ERRNOS and exc.filename is not None:  # the download folder, not the network
+            raise cannot_write(exc.filename, exc, "the downloaded archive") from None
         reason = getattr(exc, "reason", None) or exc
         raise BenchmarkError(f"dataset {name!r}: could not download {url} ({reason}). {manual}") from None
+    except (http.client.HTTPException, ValueError) as exc:
+        raise BenchmarkError(f"dataset {name!r}: could not download {url} ({exc}). {manual}") from None
+    try:
+        _extract_into(archive, raw_dir, name, source, required, manual)
+    except OSError as exc:
+        if exc.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        raise cannot_write(exc.filename or raw_dir.parent, exc, "the extracted raw files") from None
+    archive.unlink(missing_ok=True)
+    print(f"{name}: raw files in {raw_dir}", file=sys.stderr)
+    return raw_dir
 
+
+def _extract_into(archive: Path, raw_dir: Path, name: str, source: Download, required: tuple[str, ...], manual: str) -> None:
+    """Extract ``archive`` beside ``raw_dir`` and move its files into place."""
     raw_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{raw_dir.name}.download.", dir=raw_dir.parent))
     try:
         try:
             safe_extract(archive, tmp)
-        except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
-            raise BenchmarkError(f"{archive}: cannot extract ({exc})") from None
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as exc:
+            archive.unlink(missing_ok=True)  # its MD5 matched, so only a new download can help
+            raise BenchmarkError(
+                f"dataset {name!r}: {archive} passed its MD5 check but cannot be extracted ({exc}); it was deleted, so "
+                f"the next run downloads it again. If this repeats, the published file or the mirror is damaged. {manual}"
+            ) from None
         content = _single_top_folder(tmp)
         missing = [f for f in required if not (content / f).is_file()]
         if missing:
@@ -255,6 +282,3 @@ def download_dataset(name: str, source: Download, raw_dir: Path, required: tuple
                 os.replace(path, raw_dir / path.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    archive.unlink(missing_ok=True)
-    print(f"{name}: raw files in {raw_dir}", file=sys.stderr)
-    return raw_dir

@@ -44,11 +44,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -61,6 +58,7 @@ import pandas as pd
 
 from benchmark.data.prepare import PreparedData, cache_root
 from benchmark.errors import BenchmarkError
+from benchmark.files import atomic_dir, atomic_file, atomic_write_bytes
 
 DEFAULT_TEXT_ENCODER = "all-MiniLM-L6-v2"
 RANDOM_CNN = "random-cnn"
@@ -213,18 +211,8 @@ def item_inputs(items: pd.DataFrame) -> pd.DataFrame:
 
 def write_item_inputs(items: pd.DataFrame, path: str | Path) -> Path:
     """``item_inputs`` as a TSV (tabs and newlines inside values become spaces), written atomically."""
-    path = Path(path)
     table = item_inputs(items).replace({r"[\t\r\n]+": " "}, regex=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        table.to_csv(tmp, sep="\t", index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_file(path, lambda tmp: table.to_csv(tmp, sep="\t", index=False))
 
 
 def numerical_columns(items: pd.DataFrame) -> list[str]:
@@ -314,10 +302,7 @@ def fetch_images(urls: list[str | None], dataset: str, *, progress: bool = True)
                 request = urllib.request.Request(url, headers={"User-Agent": "llm4rec-bench"})
                 with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
                     body = response.read()
-                fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part.")
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(body)
-                os.replace(tmp, path)
+                atomic_write_bytes(path, body)
             except OSError:
                 failed += 1
                 out.append(None)
@@ -478,20 +463,11 @@ def features_dir(data: PreparedData) -> Path:
 
 
 def _save_part(target: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    def write(tmp: Path) -> None:
         np.savez(tmp / "arrays.npz", **arrays)
         (tmp / "meta.json").write_text(json.dumps({**meta, "version": FEATURES_VERSION}, indent=1))
-        if target.exists():  # a stale part (e.g. images changed): replace it
-            shutil.rmtree(target, ignore_errors=True)
-        try:
-            os.rename(tmp, target)
-        except OSError:  # another process wrote it first
-            if not (target / "meta.json").exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    atomic_dir(target, write, replace=True)  # a stale part (e.g. images changed) is replaced
 
 
 def _load_part(target: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:

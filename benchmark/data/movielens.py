@@ -10,6 +10,10 @@ tags are user-generated and dated, so they are returned per tag row
 which keeps a tag only when its (user, movie) pair is a training interaction and it is
 dated no later than that user's last training event (under ``temporal``: before the
 validation cut).
+
+Valid values (``benchmark.data.raw``): ratings finite from 0 to 5, timestamps (ratings and
+tags) from 1970 to 2100; a repeated movieId in movies.csv is a bad line. Errors name the
+exact line, also after a title or tag quoted over several lines.
 """
 
 from __future__ import annotations
@@ -20,14 +24,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.data.raw import RawData
-from benchmark.data.tables import FLOAT, INT, STRING, read_csv, read_csv_arrays
-from benchmark.errors import DataFormatError
+from benchmark.data.raw import RATING_RANGE, TIMESTAMP_RANGE, RawData, bad_ratings, bad_timestamps
+from benchmark.data.tables import FLOAT, INT, STRING, Check, read_csv, read_csv_arrays
 
 REQUIRED_FILES = ("ratings.csv", "movies.csv")
 OPTIONAL_FILES = ("tags.csv", "links.csv")
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
 _NO_GENRES = "(no genres listed)"
+_DATED = {"timestamp": Check(bad_timestamps, TIMESTAMP_RANGE)}
+_RATED = {"rating": Check(bad_ratings, RATING_RANGE), **_DATED}
 
 
 def read_movielens(raw_dir: Path, on_bad_line: str = "error") -> RawData:
@@ -38,6 +43,7 @@ def read_movielens(raw_dir: Path, on_bad_line: str = "error") -> RawData:
         narrow=("userId", "movieId"),
         float32=("rating",),
         on_bad_line=on_bad_line,
+        checks=_RATED,
     )
     items, skipped_items = _read_movies(raw_dir / "movies.csv", on_bad_line)
     skipped += skipped_items
@@ -50,6 +56,7 @@ def read_movielens(raw_dir: Path, on_bad_line: str = "error") -> RawData:
             required=("userId", "movieId", "timestamp"),
             on_bad_line=on_bad_line,
             multiline=True,
+            checks=_DATED,
         )
         skipped += n
         tag_events = _tag_events(tags.to_pandas())
@@ -75,14 +82,10 @@ def read_movielens(raw_dir: Path, on_bad_line: str = "error") -> RawData:
 
 def _read_movies(path: Path, on_bad_line: str) -> tuple[pd.DataFrame, int]:
     table, skipped = read_csv(
-        path, {"movieId": INT, "title": STRING, "genres": STRING}, required=("movieId",), on_bad_line=on_bad_line, multiline=True
-    )
+        path, {"movieId": INT, "title": STRING, "genres": STRING}, required=("movieId",), on_bad_line=on_bad_line,
+        multiline=True, unique="movieId",
+    )  # fmt: skip
     movies = table.to_pandas()
-    duplicated = movies["movieId"].duplicated()
-    if duplicated.any():
-        row = int(np.flatnonzero(duplicated.to_numpy())[0])
-        # +2: header line, 1-based lines (exact unless titles span lines)
-        raise DataFormatError(path, row + 2, "a unique movieId per line", str(movies["movieId"].iloc[row]))
     titles = movies["title"].fillna("").str.strip()
     year = titles.str.extract(_YEAR, expand=False)
     genres = movies["genres"].fillna("").map(lambda g: [] if g in ("", _NO_GENRES) else g.split("|"))

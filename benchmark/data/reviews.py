@@ -15,8 +15,6 @@ metrics). Datasets without review text (MovieLens, S3-Rec) give None.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import pandas as pd
 
 from benchmark.data.prepare import Interactions, PreparedData, cache_root
 from benchmark.errors import BenchmarkError
+from benchmark.files import atomic_file
 
 TEXTS_VERSION = 1
 PARTS = ("train", "valid", "test")
@@ -69,7 +68,7 @@ def interaction_texts(data: PreparedData, raw_dir: str | Path | None = None, *, 
     else:
         folder = Path(raw_dir) if raw_dir is not None else default_raw_dir(data.name)
         aligned = _align(data, reader(folder, data.config.on_bad_line), max_chars)
-        _atomic_parquet(aligned, path)
+        atomic_file(path, lambda tmp: aligned.to_parquet(tmp, index=False))
     parts = {}
     for part in PARTS:
         frame = aligned[(aligned["part"] == part) & (aligned["text"].str.len() > 0)]
@@ -97,15 +96,3 @@ def _align(data: PreparedData, texts: pd.DataFrame, max_chars: int) -> pd.DataFr
     aligned = pd.concat(frames, ignore_index=True)
     aligned["text"] = aligned["text"].fillna("")
     return aligned
-
-
-def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

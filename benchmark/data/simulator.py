@@ -40,9 +40,7 @@ propensity). ``load_ground_truth(raw_dir)`` reads them back.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,6 +49,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+
+from benchmark.files import atomic_dir
 
 GENRES = (
     "Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
@@ -324,17 +324,7 @@ def _write_ground_truth(out: Path, cfg: SimulationConfig, sim: dict[str, np.ndar
 
 
 def _atomic_dir(out_dir: Path, write: Callable[[Path], None]) -> None:
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        write(tmp)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    atomic_dir(out_dir, write, replace=True)
 
 
 # --- text from latent topics -----------------------------------------------------------

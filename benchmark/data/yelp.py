@@ -33,6 +33,7 @@ from __future__ import annotations
 import ast
 import json
 import tarfile
+import zlib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,8 @@ import pandas as pd
 
 from benchmark.data import jsonl
 from benchmark.data.jsonl import DATE, DICT, ID, NUMBER, TEXT, TEXT_OR_LIST, Records, Source
-from benchmark.data.raw import RawData
-from benchmark.errors import BenchmarkError, DataFormatError
+from benchmark.data.raw import RATING_RANGE, TIMESTAMP_RANGE, RawData, bad_ratings, bad_timestamps
+from benchmark.errors import BenchmarkError, cannot_read, reading
 
 REVIEW = "yelp_academic_dataset_review.json"
 BUSINESS = "yelp_academic_dataset_business.json"
@@ -80,8 +81,12 @@ def _tar_members(tar: Path, size: int, mtime: int) -> dict[str, str]:
     try:
         with tarfile.open(tar, "r:*") as archive:
             return {Path(m.name).name: m.name for m in archive if m.isfile()}
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise DataFormatError(tar, None, "a readable tar archive", str(exc)) from None
+    except OSError as exc:
+        if exc.errno is not None:
+            raise cannot_read(tar, exc) from None
+        raise jsonl.unreadable_archive(tar, exc) from None  # gzip's complaint (a failed CRC), not an OS error
+    except (tarfile.TarError, zlib.error, EOFError) as exc:  # a .tar.gz with damaged deflate data, a cut tar
+        raise jsonl.unreadable_archive(tar, exc) from None
 
 
 def _in_tars(raw_dir: Path, name: str) -> Source | None:
@@ -100,11 +105,12 @@ def sources(raw_dir: Path) -> dict[str, Source]:
     """The review, business and (optional) photos files, plain/.gz in ``raw_dir`` or inside a tar there."""
     raw_dir = Path(raw_dir)
     found: dict[str, Source] = {}
-    for name in (REVIEW, BUSINESS, PHOTOS):
-        plain = _plain(raw_dir, name)
-        source = Source(plain) if plain is not None else _in_tars(raw_dir, name)
-        if source is not None:
-            found[name] = source
+    with reading(raw_dir):  # an unreadable raw folder: one paragraph, not a traceback
+        for name in (REVIEW, BUSINESS, PHOTOS):
+            plain = _plain(raw_dir, name)
+            source = Source(plain) if plain is not None else _in_tars(raw_dir, name)
+            if source is not None:
+                found[name] = source
     return found
 
 
@@ -142,10 +148,9 @@ def _reviews(raw_dir: Path, on_bad_line: str, with_text: bool = False) -> tuple[
     fields = dict(_REVIEW_FIELDS, **({"text": TEXT} if with_text else {}))
 
     def post(records: Records) -> Records:
-        stars = records.columns["stars"]
-        records = jsonl.reject(source, records, (stars < 0) | (stars > 5), "a rating between 0 and 5", "stars", skip)
-        bad = records.columns["date"] == np.iinfo(np.int64).min  # NaT: e.g. 2019-02-30
-        return jsonl.reject(source, records, bad, "a valid date", "date", skip)
+        records = jsonl.reject(source, records, bad_ratings(records.columns["stars"]), RATING_RANGE, "stars", skip)
+        records = jsonl.reject(source, records, records.columns["date"] == jsonl.NAT, "a date in the calendar", "date", skip)
+        return jsonl.reject(source, records, bad_timestamps(records.columns["date"]), TIMESTAMP_RANGE, "date", skip)
 
     records = jsonl.read_fast_or_precise(source, fields, required=tuple(_REVIEW_FIELDS), on_bad_line=on_bad_line, unique="review_id", post=post)
     return records, records.columns["date"], found
@@ -191,10 +196,10 @@ def read_businesses(source: Source, on_bad_line: str) -> tuple[pd.DataFrame, int
     parsed = [_parse_attributes(a) for a in c["attributes"]]
     items = pd.DataFrame(
         {
-            "title": [s.strip() for s in c["name"]],
+            "title": [_text(s) for s in c["name"]],
             "categories": [_categories(v) for v in c["categories"]],
-            "city": [s.strip() for s in c["city"]],
-            "state": [s.strip() for s in c["state"]],
+            "city": [_text(s) for s in c["city"]],
+            "state": [_text(s) for s in c["state"]],
             "postal_code": c["postal_code"],
             "latitude": c["latitude"],
             "longitude": c["longitude"],
@@ -210,8 +215,9 @@ def read_businesses(source: Source, on_bad_line: str) -> tuple[pd.DataFrame, int
 def read_photos(source: Source, on_bad_line: str, folder: Path) -> tuple[pd.DataFrame, int]:
     records = jsonl.read_records(source, _PHOTO_FIELDS, required=("photo_id", "business_id"), on_bad_line=on_bad_line, unique="photo_id")
     frame = pd.DataFrame({"business_id": records.columns["business_id"].astype(object), "photo_id": records.columns["photo_id"].astype(object)})
-    if folder.is_dir():
-        present = {p.stem for p in folder.iterdir()}
+    with reading(folder):
+        present = {p.stem for p in folder.iterdir()} if folder.is_dir() else None
+    if present is not None:
         frame["path"] = [str(folder / f"{p}.jpg") if p in present else None for p in frame["photo_id"]]
     else:
         frame["path"] = None
@@ -224,6 +230,10 @@ def read_photos(source: Source, on_bad_line: str, folder: Path) -> tuple[pd.Data
     )
     out.index.name = "raw_id"
     return out, records.skipped
+
+
+def _text(value: str | None) -> str:
+    return value.strip() if value is not None else ""  # a missing or null key: no text
 
 
 # --- attribute values: stringified Python literals in the raw file ----------------------

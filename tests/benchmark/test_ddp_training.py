@@ -93,7 +93,7 @@ def test_num_nodes_reaches_lightning_from_run_evaluate_and_sweep(monkeypatch: py
             main([*argv, *flags])
     cfg = seen["run"][0][0]
     trainer = runner._trainer(cfg.train_config, max_epochs=1, callbacks=[], logger=False, progress=False)
-    assert trainer.num_nodes == 3 and trainer.num_devices == 2 and cfg.train_config.strategy == "ddp"
+    assert trainer.num_nodes == 3 and trainer.num_devices == 2 and cfg.train_config.hardware.strategy == "ddp"
     assert seen["evaluate"][1]["overrides"]["num_nodes"] == 3  # applied to the checkpoint's TrainConfig
     assert seen["sweep"][0][0].overrides == {"accelerator": "cpu", "devices": 2, "num_nodes": 3, "strategy": "ddp"}
     assert main(["evaluate", "--predictions", str(tmp_path / "p.tsv"), "--data", "synthetic-ml", "--num-nodes", "2"]) == 2

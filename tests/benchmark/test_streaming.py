@@ -45,7 +45,7 @@ def _prepared(train: list, valid: list, test: list, n_users: int, n_items: int, 
 
 def _train_config(**changes: object) -> TrainConfig:
     base = dict(ks=[10], eval_batch_size=64, protocol="streaming", stream_windows=3, stream_lr=0.1, stream_replay_size=4, stream_recency_half_life=None)
-    return TrainConfig(**{**base, **changes})  # type: ignore[arg-type]
+    return TrainConfig.from_flat({**base, **changes})
 
 
 class Recorder(RecModule):

@@ -100,7 +100,7 @@ def test_the_harness_updates_only_adaptation_parameters_with_batch_weights() -> 
     )  # fmt: skip
     model = Weighted()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    train = TrainConfig(ks=[10], protocol="streaming", stream_windows=2, stream_lr=0.5, stream_replay_size=0, stream_recency_half_life=1.0)
+    train = TrainConfig.from_flat(dict(ks=[10], protocol="streaming", stream_windows=2, stream_lr=0.5, stream_replay_size=0, stream_recency_half_life=1.0))
     stream = run_stream(model, data, train, seed=0)
     after = model.state_dict()
     assert not torch.equal(before["fusion.weight"], after["fusion.weight"])

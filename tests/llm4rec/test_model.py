@@ -256,7 +256,7 @@ def test_streaming_protocol_adapts_llm4rec_and_not_its_no_adaptive_ablation(tiny
     from benchmark.streaming import run_stream
 
     data = load_dataset("synthetic-ml", raw_dir=tiny_ml)
-    train = TrainConfig(stream_windows=1, stream_steps_per_window=1, stream_replay_size=0, eval_batch_size=256)
+    train = TrainConfig.from_flat(dict(stream_windows=1, stream_steps_per_window=1, stream_replay_size=0, eval_batch_size=256))
     results = {}
     for name in ("full", "no-adaptive"):
         config = dataclasses.replace(CONFIG if name == "full" else ablation_config("no-adaptive", CONFIG), explain=False)

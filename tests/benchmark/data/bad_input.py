@@ -49,6 +49,25 @@ def truncated_gz(records: list[dict], keys: dict[str, str]) -> bytes:
     return content[: len(content) * 2 // 3]
 
 
+def deep_nesting(records: list[dict], keys: dict[str, str]) -> bytes:
+    """A field nested 100,000 levels deep (json's parser would overflow its stack)."""
+    lines = _dump(records).decode().splitlines()
+    lines[2] = lines[2][:-1] + ', "extra": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    return ("\n".join(lines) + "\n").encode()
+
+
+def nan_rating(records: list[dict], keys: dict[str, str]) -> bytes:
+    records = [dict(r) for r in records]
+    records[2][keys["rating"]] = float("nan")  # json.dumps writes NaN, which json.loads and pyarrow read
+    return _dump(records)
+
+
+def infinite_rating(records: list[dict], keys: dict[str, str]) -> bytes:
+    records = [dict(r) for r in records]
+    records[2][keys["rating"]] = float("inf")
+    return _dump(records)
+
+
 def duplicate_id(records: list[dict], keys: dict[str, str]) -> bytes:
     records = [dict(r) for r in records]
     records[2][keys["id"]] = records[0][keys["id"]]
@@ -58,12 +77,15 @@ def duplicate_id(records: list[dict], keys: dict[str, str]) -> bytes:
 # case -> (function, expected line (None: not checked), words in the message)
 CASES: dict[str, tuple[Corrupt, int | None, tuple[str, ...]]] = {
     "malformed JSON": (malformed, 3, ("malformed JSON",)),
-    "wrong type": (wrong_type, 3, ("a number in field",)),
+    "wrong type": (wrong_type, 3, ("a finite number in field",)),
     "missing required key": (missing_key, 3, ("required field",)),
     "non-UTF-8 bytes": (non_utf8, 3, ("UTF-8", "field")),
     "empty file": (empty, 1, ("empty file",)),
     "truncated gz": (truncated_gz, None, ("ends early",)),
     "duplicate id": (duplicate_id, 3, ("unique",)),
+    "deep nesting": (deep_nesting, 3, ("nested at most 100 levels deep", "100001 levels")),
+    "NaN rating": (nan_rating, 3, ("a finite number in field", "NaN")),
+    "infinite rating": (infinite_rating, 3, ("a finite number in field", "Infinity")),
 }
 
 

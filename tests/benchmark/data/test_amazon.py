@@ -121,12 +121,14 @@ META = [{"asin": f"I{i}", "title": f"Item {i}", "price": "$1.00"} for i in range
 KEYS = {"rating": "overall", "item": "asin", "text": "reviewText", "id": "asin"}
 
 
-def _dataset(folder: Path, case: str) -> Path:
-    """A small 2018 dataset with ``case`` applied to the reviews (duplicate ids: to the metadata)."""
+def _dataset(folder: Path, case: str | None) -> Path:
+    """A small 2018 dataset with ``case`` applied to the reviews (duplicate ids: to the metadata; None: intact)."""
     folder.mkdir(parents=True, exist_ok=True)
     reviews, meta = folder / "Electronics_5.json", folder / "meta_Electronics.json"
     reviews.write_text("".join(json.dumps(r) + "\n" for r in REVIEWS))
     meta.write_text("".join(json.dumps(m) + "\n" for m in META))
+    if case is None:
+        return reviews
     if case == "duplicate id":
         return write_case(meta, case, [dict(m, title=f"other {k}") for k, m in enumerate(META)], KEYS)
     return write_case(reviews, case, REVIEWS, KEYS)
@@ -187,6 +189,91 @@ def test_missing_files_say_where_to_get_them(tmp_path: Path) -> None:
 
     with pytest.raises(BenchmarkError, match="nijianmo.github.io"):
         load_dataset("amazon-electronics", raw_dir=tmp_path)
+
+
+# --- values outside the valid ranges, damaged compressed files -----------------------
+
+
+@pytest.mark.parametrize(
+    "stamp, words",
+    [
+        (10**18, "a time from 1970-01-01 to 2100-01-01"),  # milliseconds' worth of digits, and more
+        (-1, "a time from 1970-01-01 to 2100-01-01"),
+        (4_102_444_800, "a time from 1970-01-01 to 2100-01-01"),  # 2100-01-01T00:00:00Z itself is excluded
+        (2**63, "a 64-bit integer in field 'unixReviewTime'"),  # overflows int64
+    ],
+)
+def test_out_of_range_timestamps_are_bad_lines(stamp: int, words: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    reviews = [dict(r) for r in REVIEWS]
+    reviews[4]["unixReviewTime"] = stamp
+    _dataset(tmp_path / "raw", None)
+    (tmp_path / "raw" / "Electronics_5.json").write_text("".join(json.dumps(r) + "\n" for r in reviews))
+    with pytest.raises(DataFormatError, match="line 5: expected " + words):
+        read_amazon(tmp_path / "raw")
+    raw = read_amazon(tmp_path / "raw", on_bad_line="skip")
+    assert raw.skipped_lines == 1 and len(raw) == len(REVIEWS) - 1 and int(raw.timestamp.max()) == 1000 + 10 * 3 + 2
+    monkeypatch.setenv("BENCHMARK_CACHE", str(tmp_path / "cache"))
+    assert main(["data", "info", "--data", "amazon-electronics", "--raw-dir", str(tmp_path / "raw"), "--set", "kcore=0"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "line 5" in err and not (tmp_path / "cache" / "prepared").exists()
+
+
+def test_range_boundaries_are_kept(tmp_path: Path) -> None:
+    reviews = [dict(r) for r in REVIEWS]
+    reviews[0]["unixReviewTime"], reviews[1]["unixReviewTime"] = 0, 4_102_444_799
+    reviews[2]["overall"], reviews[3]["overall"] = 0.0, 5
+    _dataset(tmp_path / "raw", None)
+    (tmp_path / "raw" / "Electronics_5.json").write_text("".join(json.dumps(r) + "\n" for r in reviews))
+    raw = read_amazon(tmp_path / "raw")
+    assert raw.timestamp[:2].tolist() == [0, 4_102_444_799] and raw.rating[2:4].tolist() == [0.0, 5.0]
+
+
+def test_2023_millisecond_timestamps_out_of_range(tmp_path: Path) -> None:
+    review = {"rating": 5.0, "parent_asin": "P1", "user_id": "U1", "timestamp": 1588687728923}
+    (tmp_path / "Electronics.jsonl").write_text(json.dumps(review) + "\n" + json.dumps(dict(review, timestamp=10**18)) + "\n")
+    (tmp_path / "meta_Electronics.jsonl").write_text(json.dumps({"parent_asin": "P1", "title": "x"}) + "\n")
+    with pytest.raises(DataFormatError, match=r"line 2: expected a time .*Unix milliseconds.* in field 'timestamp'"):
+        read_amazon(tmp_path)
+
+
+def _review_bytes() -> bytes:
+    copies = [dict(r, reviewerID=f"{r['reviewerID']}-{k}") for k in range(30) for r in REVIEWS]
+    return "".join(json.dumps(r) + "\n" for r in copies).encode()
+
+
+def _damaged_gz(kind: str) -> bytes:
+    """gzip bytes damaged in a reproducible way (independent of the zlib version)."""
+    if kind == "invalid deflate block":  # first deflate byte 0xff: block type 3 is reserved
+        content = bytearray(gzip.compress(_review_bytes(), mtime=0))
+        content[10] = 0xFF
+        return bytes(content)
+    if kind == "CRC mismatch":  # every byte decompresses, the trailer's CRC-32 is wrong
+        content = bytearray(gzip.compress(_review_bytes(), mtime=0))
+        content[-8] ^= 0xFF
+        return bytes(content)
+    # stored (uncompressed) deflate blocks: a changed byte decodes to a malformed line, the CRC catches it at the end
+    content = bytearray(gzip.compress(_review_bytes(), compresslevel=0, mtime=0))
+    content[content.index(b'"U1-2"')] = ord("{")
+    return bytes(content)
+
+
+@pytest.mark.parametrize("kind", ["invalid deflate block", "CRC mismatch", "garbage then CRC mismatch"])
+def test_damaged_gz_is_an_error_even_when_skipping(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    _dataset(tmp_path / "raw", None)
+    (tmp_path / "raw" / "Electronics_5.json").unlink()
+    (tmp_path / "raw" / "Electronics_5.json.gz").write_bytes(_damaged_gz(kind))
+    for on_bad_line in ("error", "skip"):
+        with pytest.raises(DataFormatError, match=r"expected a valid compressed stream, found 'damaged compressed data") as info:
+            read_amazon(tmp_path / "raw", on_bad_line=on_bad_line)
+        assert "Electronics_5.json.gz" in str(info.value) and "download it again" in str(info.value)
+    monkeypatch.setenv("BENCHMARK_CACHE", str(tmp_path / "cache"))
+    argv = ["data", "prepare", "--data", "amazon-electronics", "--raw-dir", str(tmp_path / "raw"), "--set", "kcore=0"]
+    for _ in range(2):  # the same clear message on a rerun, nothing cached
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "damaged compressed data" in err and not (tmp_path / "cache" / "prepared").exists()
 
 
 # --- the 2014 layout and any category ----------------------------------------------------
@@ -331,7 +418,10 @@ def test_2014_gz_detection(tmp_path: Path) -> None:
 _DEEP = "[" * 100_000 + "]" * 100_000
 BAD_META_2014 = {
     "truncated literal": ("{'asin': 'I2', 'title': 'cut here", ("a Python dict literal", "malformed literal")),
-    "absurdly nested brackets": ("{'asin': 'I2', 'categories': " + _DEEP + "}", ("malformed literal", "nested")),
+    "absurdly nested brackets": ("{'asin': 'I2', 'categories': " + _DEEP + "}", ("nested at most 100 levels deep", "nesting 100001 levels")),
+    "nested 101 levels": ("{'asin': 'I2', 'categories': " + "[" * 100 + "]" * 100 + "}", ("a Python dict literal nested at most 100", "101 levels")),
+    "deep parentheses": ("{'asin': 'I2', 'extra': " + "(" * 150 + "1" + ")" * 150 + "}", ("nested at most 100 levels deep", "151 levels")),
+    "escaped lone surrogate": ("{'asin': 'I2', 'title': 'caf\\U0000d800'}", ("valid Unicode text in field 'title'", "surrogate")),
     "absurdly nested unary": ("{'asin': 'I2', 'price': " + "- " * 100_000 + "1}", ("malformed literal", "nested too deeply")),
     "absurdly long chain": ("{'asin': 'I2', 'price': " + "+".join(["1"] * 100_000) + "}", ("malformed literal",)),
     "not a literal": ("{'asin': 'I2', 'title': __import__('os').getcwd()}", ("not a literal",)),
@@ -367,6 +457,13 @@ def test_bad_2014_metadata_lines_name_file_line_and_field(case: str, tmp_path: P
     assert raw.skipped_lines == 1 and len(raw) == len(REVIEWS_2014)
     assert sorted(raw.items.index) == ["I0", "I1"]  # the bad line (I2, or a repeat of I0) is dropped
     assert raw.items.loc["I0", "title"] == "Girl's Tutu & Bow"  # the first occurrence is kept
+
+
+def test_2014_metadata_nesting_limit_is_the_json_limit(tmp_path: Path) -> None:
+    lines = [_literal(m) for m in META_2014]
+    lines[2] = "{'asin': 'I2', 'title': '[[[ (not nesting) {{{', 'categories': " + "[" * 99 + "]" * 99 + "}"  # 100 levels with the dict
+    raw = read_amazon(_write_2014(tmp_path / "raw", lines), category="Musical_Instruments")
+    assert raw.skipped_lines == 0 and raw.items.loc["I2", "title"] == "[[[ (not nesting) {{{"
 
 
 def test_overlong_2014_metadata_line_is_a_bad_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import socket
+import struct
 import tarfile
 import threading
 import zipfile
@@ -285,3 +286,72 @@ def test_terms_gated_datasets_say_where_to_get_files(
 @pytest.fixture()
 def ml_files(tmp_path: Path) -> Path:
     return write_ml_files(tmp_path / "ml-files")
+
+
+# --- an archive that passes its MD5 check but cannot be extracted ----------------------
+
+
+def _damaged_zip(raw: Path, damage: str) -> bytes:
+    """An ml-latest-small zip whose ratings.csv member is damaged, reproducibly."""
+    compression = zipfile.ZIP_STORED if damage == "CRC mismatch" else zipfile.ZIP_DEFLATED
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as zf:
+        for path in sorted(raw.glob("*.csv")):
+            zf.writestr(f"ml-latest-small/{path.name}", path.read_bytes())
+    content = bytearray(buffer.getvalue())
+    info = zipfile.ZipFile(io.BytesIO(bytes(content))).getinfo("ml-latest-small/ratings.csv")
+    name_length, extra_length = struct.unpack("<HH", content[info.header_offset + 26 : info.header_offset + 30])
+    data_start = info.header_offset + 30 + name_length + extra_length
+    if damage == "CRC mismatch":  # stored bytes: one changed digit, caught by the member's CRC-32
+        content[data_start + 40] ^= 0x01
+    else:  # the first deflate block gets the reserved block type: zlib fails at once
+        content[data_start] = 0xFF
+    return bytes(content)
+
+
+@pytest.mark.parametrize("damage", ["CRC mismatch", "invalid deflate block"])
+def test_archive_with_a_damaged_member_is_deleted_and_fetched_again(damage: str, server: FixtureServer, ml_files: Path,
+                                                                    tmp_path: Path) -> None:  # fmt: skip
+    server.add("ml-latest-small.zip", _damaged_zip(ml_files, damage))  # the published .md5 matches the damaged file
+    raw = tmp_path / "raw" / "ml-latest-small"
+    with pytest.raises(BenchmarkError, match="passed its MD5 check but cannot be extracted") as info:
+        download_dataset("ml-latest-small", SOURCE, raw, REQUIRED, progress=False)
+    assert "it was deleted, so the next run downloads it again" in str(info.value) and str(raw) in str(info.value)
+    assert not list((tmp_path / "cache" / "downloads").iterdir())  # not reused forever
+    assert not raw.exists() and not list((tmp_path / "raw").iterdir())  # no temporary folder left
+    server.add("ml-latest-small.zip", _ml_zip(ml_files))  # the mirror is repaired
+    download_dataset("ml-latest-small", SOURCE, raw, REQUIRED, progress=False)
+    assert (raw / "ratings.csv").read_bytes() == (ml_files / "ratings.csv").read_bytes()
+    assert [p for p, _ in server.requests].count("/movielens/ml-latest-small.zip") == 2
+
+
+def test_damaged_archive_left_by_an_earlier_run_is_not_reused(server: FixtureServer, ml_files: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    damaged = _damaged_zip(ml_files, "invalid deflate block")
+    server.add("ml-latest-small.zip", damaged)
+    downloads = tmp_path / "cache" / "downloads"
+    downloads.mkdir(parents=True)
+    (downloads / "ml-latest-small.zip").write_bytes(damaged)  # complete, its MD5 matches: reused as is
+    assert main(["data", "info", "--data", "ml-latest-small"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "invalid block type" in err and "grouplens.org" in err
+    assert "/movielens/ml-latest-small.zip" not in [p for p, _ in server.requests]  # the damaged copy was used, then deleted
+    assert not (downloads / "ml-latest-small.zip").exists()
+    server.add("ml-latest-small.zip", _ml_zip(ml_files))
+    assert main(["data", "info", "--data", "ml-latest-small"]) == 0
+    assert "/movielens/ml-latest-small.zip" in [p for p, _ in server.requests]
+
+
+def test_read_only_cache_cannot_take_the_download(server: FixtureServer, ml_files: Path, tmp_path: Path) -> None:
+    from tests.benchmark.data.unprivileged import cli_unprivileged
+
+    server.add("ml-latest-small.zip", _ml_zip(ml_files))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    cache.chmod(0o555)
+    try:
+        code, err = cli_unprivileged(["data", "info", "--data", "ml-latest-small"])
+    finally:
+        cache.chmod(0o755)
+    assert code == 2 and err.count("\n") == 1 and "Permission denied" in err
+    assert str(cache / "downloads") in err and "BENCHMARK_CACHE" in err and not (cache / "downloads").exists()

@@ -1,16 +1,30 @@
-"""The prepared-data cache: keyed by the fingerprint, written atomically, reloaded identically."""
+"""The prepared-data cache: keyed by the fingerprint, written atomically, reloaded identically;
+orphans of killed preparations removed; the checksum memo and --rehash; permission errors;
+``build`` against the direct definition of the preparation; streamed CSV columns."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from benchmark.cli import main
 from benchmark.config import DataConfig
-from benchmark.data import prepare
+from benchmark.data import prepare, splits, tables
 from benchmark.data.datasets import load_dataset
+from benchmark.data.raw import RawData
+from tests.benchmark.data.unprivileged import ChildRaised, call_unprivileged, cli_unprivileged
 
 
 @pytest.fixture()
@@ -70,12 +84,163 @@ def test_synthetic_data_is_generated_deterministically(own_cache: Path, tmp_path
     assert data.source == "synthetic" and data.n_users == 50
 
 
+# --- temporary folders of killed preparations ------------------------------------------
+
+_KILLED_WHILE_WRITING = """
+import os, signal, sys
+from benchmark.data import prepare
+from benchmark.data.datasets import load_dataset
+
+def killed(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer or a closed terminal would
+
+prepare.pd.DataFrame.to_parquet = killed
+load_dataset("synthetic-ml", raw_dir=sys.argv[1])
+"""
+
+
+def test_a_killed_preparation_leaves_no_orphan_after_the_next_one(tiny_ml: Path, own_cache: Path) -> None:
+    repo = Path(__file__).resolve().parents[3]
+    done = subprocess.run([sys.executable, "-c", _KILLED_WHILE_WRITING, str(tiny_ml)], cwd=repo, env=dict(os.environ),
+                          capture_output=True, timeout=120)  # fmt: skip
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
+    prepared = own_cache / "prepared" / "synthetic-ml"
+    orphans = [p for p in prepared.iterdir() if p.name.startswith(".")]
+    assert len(orphans) == 1 and (orphans[0] / "interactions.npz").is_file()  # killed mid-write
+    data = load_dataset("synthetic-ml", raw_dir=tiny_ml)  # the next preparation of the dataset
+    assert [p.name for p in prepared.iterdir()] == [data.fingerprint[:20]]
+
+
+def test_orphan_rules_dead_owner_or_older_than_an_hour(own_cache: Path) -> None:
+    folder = own_cache / "prepared" / "some-data"
+    host = socket.gethostname()
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(finished.stdout)
+    made = {
+        "dead owner": f".abc.tmp+{host}+{dead_pid}+x1",
+        "live owner": f".abc.tmp+{host}+{os.getpid()}+x2",
+        "other host, recent": f".abc.tmp+elsewhere.example+{dead_pid}+x3",
+        "other host, old": f".abc.tmp+elsewhere.example+{os.getpid()}+x4",
+        "older name format, old": ".abc.k2j3h4",
+        "older name format, recent": ".abc.q9w8e7",
+        "a prepared cache": "0123456789abcdef0123",
+    }
+    for name in made.values():
+        (folder / name).mkdir(parents=True)
+    two_hours_ago = time.time() - 2 * 3600
+    for key in ("other host, old", "older name format, old", "a prepared cache"):
+        os.utime(folder / made[key], (two_hours_ago, two_hours_ago))
+    removed = {p.name for p in prepare.remove_orphans(folder)}
+    assert removed == {made["dead owner"], made["other host, old"], made["older name format, old"]}
+    assert sorted(p.name for p in folder.iterdir()) == sorted(set(made.values()) - removed)
+
+
+# --- the checksum memo and --rehash ------------------------------------------------------
+
+
+def _edit_in_place_keeping_size_and_mtime(path: Path) -> None:
+    """Change one rating digit; restore the modification time (as `touch -r` or some copies do)."""
+    before = path.stat()
+    content = path.read_bytes()
+    first_rating = content.index(b"\n") + 1
+    line_end = content.index(b"\n", first_rating)
+    fields = content[first_rating:line_end].split(b",")
+    fields[2] = b"1.0" if fields[2] != b"1.0" else b"2.0"
+    edited = content[:first_rating] + b",".join(fields) + content[line_end:]
+    assert len(edited) == len(content) and edited != content
+    path.write_bytes(edited)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_mtime_ns == before.st_mtime_ns and path.stat().st_size == before.st_size
+
+
+def test_memo_trusts_size_and_mtime_and_rehash_does_not(tiny_ml: Path, tmp_path: Path, own_cache: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    raw = tmp_path / "raw"
+    shutil.copytree(tiny_ml, raw)
+    before = load_dataset("synthetic-ml", raw_dir=raw)
+    old_sha = prepare.file_sha256(raw / "ratings.csv")
+    _edit_in_place_keeping_size_and_mtime(raw / "ratings.csv")
+    fresh_sha = hashlib.sha256((raw / "ratings.csv").read_bytes()).hexdigest()
+    assert fresh_sha != old_sha
+    # the shortcut: same size and mtime, so the memo answers and the old cache is reused
+    assert prepare.file_sha256(raw / "ratings.csv") == old_sha
+    assert load_dataset("synthetic-ml", raw_dir=raw).fingerprint == before.fingerprint
+    # --rehash reads the file again, prepares anew and refreshes the memo
+    assert prepare.file_sha256(raw / "ratings.csv", rehash=True) == fresh_sha
+    assert prepare.file_sha256(raw / "ratings.csv") == fresh_sha
+    _edit_in_place_keeping_size_and_mtime(raw / "ratings.csv")  # edit again: the memo is stale once more
+    assert main(["data", "prepare", "--data", "synthetic-ml", "--raw-dir", str(raw)]) == 0
+    stale = capsys.readouterr().out
+    assert main(["data", "prepare", "--data", "synthetic-ml", "--raw-dir", str(raw), "--rehash"]) == 0
+    rehashed = capsys.readouterr().out
+    expected = prepare.fingerprint("synthetic-ml", [raw / f for f in ("ratings.csv", "movies.csv", "tags.csv", "links.csv")],
+                                   DataConfig(), rehash=True)  # fmt: skip
+    assert f"fingerprint {expected[:16]}" in rehashed and f"fingerprint {expected[:16]}" not in stale
+
+
+def test_run_rehash_refreshes_the_memo_before_the_run(tiny_ml: Path, tmp_path: Path, own_cache: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from benchmark import runner
+    from benchmark.errors import BenchmarkError
+
+    raw = tmp_path / "raw"
+    shutil.copytree(tiny_ml, raw)
+    load_dataset("synthetic-ml", raw_dir=raw)
+    _edit_in_place_keeping_size_and_mtime(raw / "ratings.csv")
+    seen: list[str] = []
+
+    def stop(cfg: object, *args: object, **kwargs: object) -> None:
+        seen.append(load_dataset("synthetic-ml", raw_dir=raw).fingerprint)  # what the run would read
+        raise BenchmarkError("stopped before training")
+
+    monkeypatch.setattr(runner, "run", stop)
+    argv = ["run", "--model", "pop", "--data", "synthetic-ml", "--raw-dir", str(raw), "--no-progress"]
+    assert main(argv) == 2 and main(argv + ["--rehash"]) == 2
+    fresh = hashlib.sha256((raw / "ratings.csv").read_bytes()).hexdigest()
+    assert seen[0] != seen[1] and prepare.file_sha256(raw / "ratings.csv") == fresh
+
+
+# --- permissions -------------------------------------------------------------------------
+
+
+def test_read_only_cache_folder_is_one_paragraph(tiny_ml: Path, own_cache: Path) -> None:
+    own_cache.mkdir()
+    own_cache.chmod(0o555)
+    try:
+        code, err = cli_unprivileged(["data", "prepare", "--data", "synthetic-ml", "--raw-dir", str(tiny_ml)])
+    finally:
+        own_cache.chmod(0o755)
+    assert code == 2 and err.count("\n") == 1
+    assert f"{own_cache / 'prepared'}: cannot write the prepared data there (Permission denied)" in err
+    assert "BENCHMARK_CACHE" in err and not (own_cache / "prepared").exists()
+
+
+def test_read_only_cache_still_serves_what_it_holds(tiny_ml: Path, own_cache: Path) -> None:
+    data = load_dataset("synthetic-ml", raw_dir=tiny_ml)
+    (own_cache / "checksums.json").unlink()  # the memo must be rewritten, and cannot be
+    for folder in (own_cache, *own_cache.rglob("*")):
+        if folder.is_dir():
+            folder.chmod(0o555)
+    try:
+        loaded = call_unprivileged(lambda: load_dataset("synthetic-ml", raw_dir=tiny_ml).fingerprint)
+    finally:
+        for folder in (own_cache, *own_cache.rglob("*")):
+            if folder.is_dir():
+                folder.chmod(0o755)
+    assert loaded == data.fingerprint
+
+
+def test_unreadable_prepared_cache_is_one_paragraph(tiny_ml: Path, own_cache: Path) -> None:
+    data = load_dataset("synthetic-ml", raw_dir=tiny_ml)
+    cached = prepare.cache_dir("synthetic-ml", data.fingerprint)
+    (cached / "interactions.npz").chmod(0)
+    with pytest.raises(ChildRaised) as info:
+        call_unprivileged(lambda: load_dataset("synthetic-ml", raw_dir=tiny_ml))
+    assert info.value.kind == "BenchmarkError"
+    assert f"{cached / 'interactions.npz'}: cannot read the prepared data (Permission denied)" in info.value.message
+
+
 # --- the preparation against its definition ------------------------------------------------
-
-import pandas as pd  # noqa: E402
-
-from benchmark.data import splits, tables  # noqa: E402
-from benchmark.data.raw import RawData  # noqa: E402
 
 
 def _raw(user: object, item: object, ts: object, rating: object = None, items: pd.DataFrame | None = None) -> RawData:
@@ -262,3 +427,65 @@ def test_streamed_csv_errors_are_the_table_readers(tmp_path: Path, monkeypatch: 
     assert info.value.line == 1501 and str(path) in str(info.value)
     arrays, skipped = tables.read_csv_arrays(path, COLUMNS, narrow=("userId", "movieId"), on_bad_line="skip")
     assert skipped == 1 and len(arrays["userId"]) == 1_999 and arrays["userId"].dtype == np.int32
+
+
+def _valid_ranges() -> dict[str, tables.Check]:
+    from benchmark.data.raw import RATING_RANGE, TIMESTAMP_RANGE, bad_ratings, bad_timestamps
+
+    return {"rating": tables.Check(bad_ratings, RATING_RANGE), "timestamp": tables.Check(bad_timestamps, TIMESTAMP_RANGE)}
+
+
+# line 1501 (in a late block) replaced -> words in the error: read_csv's verdict on every value
+STREAMED_BAD_LINES = {
+    "NaN rating": ("7,8,NaN,1000\n", "a finite number in column 'rating'"),
+    "infinite rating": ("7,8,inf,1000\n", "a finite number in column 'rating'"),
+    "rating above 5": ("7,8,5.5,1000\n", "a finite rating from 0 to 5 in column 'rating'"),
+    "negative rating": ("7,8,-0.5,1000\n", "a finite rating from 0 to 5 in column 'rating'"),
+    "timestamp in milliseconds": ("7,8,3.5,1588687728923\n", "a time from 1970-01-01 to 2100-01-01 (Unix seconds 0 to 4102444799) in column 'timestamp'"),
+    "negative timestamp": ("7,8,3.5,-1\n", "a time from 1970-01-01 to 2100-01-01 (Unix seconds 0 to 4102444799) in column 'timestamp'"),
+    "null token as an id": ("NA,8,3.5,1000\n", "a 64-bit integer in column 'userId'"),
+    "missing field": ("7,8,3.5\n", "4 comma-separated fields"),
+}
+
+
+@pytest.mark.parametrize("case", list(STREAMED_BAD_LINES))
+def test_streamed_csv_honours_the_valid_ranges(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmark.errors import DataFormatError
+
+    monkeypatch.setattr(tables, "STREAM_BLOCK", 4096)
+    path = _ratings_csv(tmp_path / "ratings.csv", 2_000)
+    lines = path.read_text().splitlines(keepends=True)
+    lines[1500], words = STREAMED_BAD_LINES[case]
+    path.write_text("".join(lines))
+    checks = _valid_ranges()
+    with pytest.raises(DataFormatError, match=re.escape("line 1501: expected " + words)):
+        tables.read_csv_arrays(path, COLUMNS, narrow=("userId", "movieId"), float32=("rating",), checks=checks)
+    with pytest.raises(DataFormatError, match=re.escape("line 1501: expected " + words)):
+        tables.read_csv(path, COLUMNS, checks=checks)
+    arrays, skipped = tables.read_csv_arrays(path, COLUMNS, narrow=("userId", "movieId"), float32=("rating",), on_bad_line="skip", checks=checks)
+    table, table_skipped = tables.read_csv(path, COLUMNS, on_bad_line="skip", checks=checks)
+    assert skipped == table_skipped == 1 and len(arrays["userId"]) == 1_999
+    for name in COLUMNS:
+        expected = table.column(name).to_numpy()
+        np.testing.assert_array_equal(arrays[name], expected.astype(np.float32) if name == "rating" else expected)
+
+
+@pytest.mark.parametrize("layout", ["CR line endings", "blank lines", "range boundaries"])
+def test_streamed_csv_reads_irregular_but_valid_files_like_the_table_reader(layout: str, tmp_path: Path) -> None:
+    path = _ratings_csv(tmp_path / "ratings.csv", 300)
+    text = path.read_text()
+    if layout == "CR line endings":
+        header, body = text.split("\n", 1)
+        text = header + "\n" + body.replace("\n", "\r")  # data lines ended by CR alone
+    elif layout == "blank lines":
+        text = text.replace("\n", "\n\n", 40)
+    else:
+        text += "1,2,0,0\n1,3,5,4102444799\n"
+    path.write_text(text)
+    checks = _valid_ranges()
+    table, _ = tables.read_csv(path, COLUMNS, checks=checks)
+    arrays, skipped = tables.read_csv_arrays(path, COLUMNS, narrow=("userId", "movieId"), float32=("rating",), checks=checks)
+    assert skipped == 0 and len(arrays["userId"]) == table.num_rows == 300 + 2 * (layout == "range boundaries")
+    for name in COLUMNS:
+        expected = table.column(name).to_numpy()
+        np.testing.assert_array_equal(arrays[name], expected.astype(np.float32) if name == "rating" else expected)

@@ -118,7 +118,7 @@ def test_bad_input_names_file_line_and_field(case: str, tmp_path: Path) -> None:
 def test_bad_business_file_and_bad_date(tmp_path: Path) -> None:
     _dataset(tmp_path / "raw", None)
     (tmp_path / "raw" / BUSINESS).write_text(json.dumps(BUSINESSES[0]) + "\n" + json.dumps(dict(BUSINESSES[1], latitude="high")) + "\n")
-    with pytest.raises(DataFormatError, match=r"line 2: expected a number in field 'latitude'"):
+    with pytest.raises(DataFormatError, match=r"line 2: expected a finite number in field 'latitude'"):
         read_yelp(tmp_path / "raw")
     _dataset(tmp_path / "raw", None)
     lines = (tmp_path / "raw" / REVIEW).read_text().splitlines()
@@ -156,3 +156,78 @@ def test_missing_files_say_where_to_get_them(tmp_path: Path, capsys: pytest.Capt
         load_dataset("yelp", raw_dir=tmp_path / "nothing")
     assert main(["data", "prepare", "--data", "yelp", "--raw-dir", str(tmp_path / "nothing")]) == 2
     assert "https://www.yelp.com/dataset" in capsys.readouterr().err
+
+
+# --- values outside the valid ranges, damaged archives, missing optional keys ------------
+
+
+@pytest.mark.parametrize(
+    "date, words",
+    [
+        ("99999-01-01 00:00:00", "a date 'YYYY-MM-DD HH:MM:SS' in field 'date'"),
+        ("2100-01-01 00:00:00", "a time from 1970-01-01 to 2100-01-01"),
+        ("1969-12-31 23:59:59", "a time from 1970-01-01 to 2100-01-01"),
+        ("0001-01-01 00:00:00", "a time from 1970-01-01 to 2100-01-01"),
+        ("2019-02-30 10:00:00", "a date in the calendar"),
+    ],
+)
+def test_dates_outside_the_valid_range_are_bad_lines(date: str, words: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    _dataset(tmp_path / "raw", None)
+    lines = (tmp_path / "raw" / REVIEW).read_text().splitlines()
+    lines[6] = lines[6].replace("2019-01-03 10:00:00", date)
+    (tmp_path / "raw" / REVIEW).write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataFormatError, match=f"line 7: expected {words}"):
+        read_yelp(tmp_path / "raw")
+    raw = read_yelp(tmp_path / "raw", on_bad_line="skip")
+    assert raw.skipped_lines == 1 and len(raw) == len(REVIEWS) - 1
+    monkeypatch.setenv("BENCHMARK_CACHE", str(tmp_path / "cache"))
+    assert main(["data", "info", "--data", "yelp", "--raw-dir", str(tmp_path / "raw"), "--set", "kcore=0"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "line 7" in err and not (tmp_path / "cache" / "prepared").exists()
+
+
+def test_businesses_without_name_or_city(tmp_path: Path) -> None:
+    _dataset(tmp_path / "raw", None)
+    (tmp_path / "raw" / BUSINESS).write_text(
+        json.dumps({"business_id": "B0"}) + "\n" + json.dumps({"business_id": "B1", "name": None, "city": " Reno ", "state": None}) + "\n"
+    )
+    items = read_yelp(tmp_path / "raw").items
+    assert items.loc["B0", "title"] == "" and items.loc["B1", "city"] == "Reno" and items.loc["B1", "state"] == ""
+
+
+def test_damaged_tar_gz_archive_is_one_paragraph(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    raw_dir = tmp_path / "raw"
+    raw_dir.mkdir()
+    _dataset(tmp_path / "files", None)
+    with tarfile.open(raw_dir / "yelp_dataset.tar.gz", "w:gz") as tar:
+        for name in (REVIEW, BUSINESS):
+            tar.add(tmp_path / "files" / name, arcname=name)
+    content = bytearray((raw_dir / "yelp_dataset.tar.gz").read_bytes())
+    assert content[3] == 0x08  # the gzip header holds a file name (FNAME): deflate data start after it
+    content[content.index(0, 10) + 1] = 0xFF  # the first deflate block gets the reserved block type: zlib fails at once
+    (raw_dir / "yelp_dataset.tar.gz").write_bytes(bytes(content))
+    with pytest.raises(DataFormatError, match=r"yelp_dataset.tar.gz: expected a readable tar archive, found .*download it again"):
+        read_yelp(raw_dir)
+    assert main(["data", "prepare", "--data", "yelp", "--raw-dir", str(raw_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "readable tar archive" in err  # one paragraph
+
+
+def test_unreadable_review_file_and_raw_folder(tmp_path: Path) -> None:
+    from tests.benchmark.data.unprivileged import cli_unprivileged
+
+    raw_dir = tmp_path / "raw"
+    _dataset(raw_dir, None)
+    argv = ["data", "prepare", "--data", "yelp", "--raw-dir", str(raw_dir), "--set", "kcore=0"]
+    (raw_dir / REVIEW).chmod(0)
+    code, err = cli_unprivileged(argv)
+    assert code == 2 and "Traceback" not in err
+    assert f"{raw_dir / REVIEW}: cannot read it (Permission denied)" in err and "chmod u+r" in err
+    (raw_dir / REVIEW).chmod(0o644)
+    raw_dir.chmod(0)
+    try:
+        code, err = cli_unprivileged(argv)
+    finally:
+        raw_dir.chmod(0o755)
+    assert code == 2 and "Traceback" not in err and "cannot read it (Permission denied)" in err and str(raw_dir) in err
