@@ -17,7 +17,7 @@ from typing import Any
 
 from benchmark.ablation import add_ablation_parser, cmd_ablation
 from benchmark.config import DataConfig, apply_overrides, load_config_file, parse_set_options
-from benchmark.data.datasets import DATASETS, load_dataset
+from benchmark.data.datasets import DATASET_NAMES, DATASETS, canonical_name, load_dataset
 from benchmark.data.features import dataset_card
 from benchmark.errors import BenchmarkError
 from benchmark.leaderboard import add_parsers as add_leaderboard_parsers, cmd_leaderboard, cmd_submit
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         "test split by full ranking, print the metrics and write <out>/runs/<run_id>/result.json.",
     )
     run.add_argument("--model", required=True, choices=list(MODELS), help="registered model name (see `models`)")
-    run.add_argument("--data", required=True, choices=list(DATASETS), help="dataset name (see `datasets`)")
+    run.add_argument("--data", required=True, type=canonical_name, choices=DATASET_NAMES, help="dataset name (see `datasets`)")
     run.add_argument("--raw-dir", help="folder with the raw files (default: $BENCHMARK_DATA/<name>/)")
     _add_overrides(run)
     run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
     for name, text in (("prepare", "parse, filter, split and cache a dataset"), ("info", "the dataset card: counts, density, popularity Gini, time span, interaction quantiles, modality coverage, fingerprint")):
         sub = data_commands.add_parser(name, help=text, description=text)
-        sub.add_argument("--data", required=True, choices=list(DATASETS))
+        sub.add_argument("--data", required=True, type=canonical_name, choices=DATASET_NAMES)
         sub.add_argument("--raw-dir", help="folder with the raw files (default: $BENCHMARK_DATA/<name>/)")
         _add_overrides(sub)
         if name == "info":
@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Extract item features with frozen encoders and cache them (keyed by encoder and dataset "
         "fingerprint); print dimensions and the share of items with each modality.",
     )  # fmt: skip
-    feats.add_argument("--data", required=True, choices=list(DATASETS))
+    feats.add_argument("--data", required=True, type=canonical_name, choices=DATASET_NAMES)
     feats.add_argument("--raw-dir", help="folder with the raw files (default: $BENCHMARK_DATA/<name>/)")
     _add_overrides(feats)
     feats.add_argument("--text-encoder", default="all-MiniLM-L6-v2", help="sentence-transformers name or folder; 'none' skips text (default: offline all-MiniLM-L6-v2)")
@@ -153,7 +153,7 @@ def _add_evaluate_options(evaluate: argparse.ArgumentParser) -> None:
     source = evaluate.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", metavar="CKPT", help="runs/<run_id>/checkpoints/best.ckpt")
     source.add_argument("--predictions", metavar="FILE", help="external top-K lists (raw ids), TSV or TREC (see --predictions-format); needs --data")
-    evaluate.add_argument("--data", choices=list(DATASETS), help="with --predictions: the dataset the lists are for")
+    evaluate.add_argument("--data", type=canonical_name, choices=DATASET_NAMES, help="with --predictions: the dataset the lists are for")
     evaluate.add_argument("--write-predictions", metavar="FILE", help="with --checkpoint: also write the model's top-K lists as a predictions file")
     evaluate.add_argument(
         "--predictions-format", choices=["tsv", "trec"],
@@ -167,7 +167,7 @@ def _add_evaluate_options(evaluate: argparse.ArgumentParser) -> None:
 def _add_evaluation_commands(commands: argparse._SubParsersAction, data_commands: argparse._SubParsersAction) -> None:
     text = "write the official split in raw ids: train/valid/test TSV (user, item, timestamp) and split.json"
     export = data_commands.add_parser("export-split", help=text, description=text)
-    export.add_argument("--data", required=True, choices=list(DATASETS))
+    export.add_argument("--data", required=True, type=canonical_name, choices=DATASET_NAMES)
     export.add_argument("--raw-dir", help="folder with the raw files (default: $BENCHMARK_DATA/<name>/)")
     export.add_argument("--out", required=True, metavar="DIR", help="folder that receives the files")
     _add_overrides(export)
@@ -196,7 +196,7 @@ def _add_evaluation_commands(commands: argparse._SubParsersAction, data_commands
     text = "median seconds per training epoch of a model (validation off), optionally split into batch building, steps and Lightning"
     perf_train = perf_commands.add_parser("train", help=text, description=text)
     perf_train.add_argument("--model", required=True, choices=list(MODELS))
-    perf_train.add_argument("--data", required=True, choices=list(DATASETS))
+    perf_train.add_argument("--data", required=True, type=canonical_name, choices=DATASET_NAMES)
     perf_train.add_argument("--raw-dir", help="folder with the raw files (default: $BENCHMARK_DATA/<name>/)")
     perf_train.add_argument("--epochs", type=int, default=5, help="epochs to time; the first is reported apart (default 5)")
     perf_train.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1, as RecBole's reference figures)")
@@ -438,7 +438,9 @@ def cmd_models(_: argparse.Namespace) -> None:
 
 
 def cmd_datasets(_: argparse.Namespace) -> None:
-    print_table([[spec.name, spec.source, spec.description] for spec in DATASETS.values()], ["dataset", "source", "description"])
+    rows = [[spec.name, spec.source, spec.description] for spec in DATASETS.values()]
+    rows.append(["amazon-<category>", "real", "any other Amazon review category (2014, 2018 or 2023 files of that category; e.g. amazon-books)"])
+    print_table(rows, ["dataset", "source", "description"])
 
 
 def cmd_features(args: argparse.Namespace) -> None:

@@ -839,7 +839,7 @@ def make_plots(collection: Collection, out_dir: str | Path, not_drawn: list[str]
 
 
 def add_collect_parser(commands: argparse._SubParsersAction) -> None:
-    from benchmark.data.datasets import DATASETS
+    from benchmark.data.datasets import DATASET_NAMES, canonical_name
 
     text = "comparison and ablation tables (mean ± std over seeds, significance markers) and plots from run records"
     parser = commands.add_parser(
@@ -848,7 +848,7 @@ def add_collect_parser(commands: argparse._SubParsersAction) -> None:
         "each combination gets its own tables. Only runs with status 'completed' count; the others are listed as skipped.",
     )  # fmt: skip
     parser.add_argument("--runs", default="runs", metavar="DIR", help="folder of run folders <run_id>/result.json (default: runs)")
-    parser.add_argument("--data", choices=list(DATASETS), help="only this dataset's runs (default: all)")
+    parser.add_argument("--data", type=canonical_name, choices=DATASET_NAMES, help="only this dataset's runs (default: all)")
     parser.add_argument("--format", choices=FORMATS, default="md", help="md (default), csv (long form: one line per model and metric), latex (booktabs) or html (self-contained page)")
     parser.add_argument("--plots", metavar="DIR", help="also write PNG plots here: accuracy vs fairness, NDCG by test-item popularity, ablations, streaming windows")
     parser.add_argument("--output", metavar="FILE", help="write the tables in --format to FILE (FILE.json: as JSON) and print the Markdown tables")

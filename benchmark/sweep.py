@@ -765,7 +765,7 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 def add_sweep_parser(commands: argparse._SubParsersAction) -> None:
-    from benchmark.data.datasets import DATASETS
+    from benchmark.data.datasets import DATASET_NAMES, canonical_name
 
     sweep = commands.add_parser(
         "sweep", help="Optuna hyper-parameter search (sweeps/<model>.yaml), then the best config re-run with several seeds",
@@ -776,7 +776,7 @@ def add_sweep_parser(commands: argparse._SubParsersAction) -> None:
         "finished, the best config is written to runs/sweeps/STUDY.best.yaml (for `run --config`) and re-run with --seeds seeds.",
     )  # fmt: skip
     sweep.add_argument("--model", required=True, choices=list(MODELS), help="registered model name")
-    sweep.add_argument("--data", required=True, choices=list(DATASETS), help="dataset name")
+    sweep.add_argument("--data", required=True, type=canonical_name, choices=DATASET_NAMES, help="dataset name")
     sweep.add_argument("--raw-dir", help="folder with the raw files (default: $BENCHMARK_DATA/<name>/)")
     sweep.add_argument("--trials", type=int, required=True, metavar="N", help="finished (complete or pruned) trials the study should reach")
     sweep.add_argument("--study", help="study name (default <model>-<data>)")

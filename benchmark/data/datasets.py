@@ -2,6 +2,8 @@
 
 Raw files are read from ``--raw-dir`` if given, else ``$BENCHMARK_DATA/<name>/``, else
 ``<cache>/raw/<name>/``. Synthetic datasets are written there by the simulator on first use.
+Besides the registered names, ``amazon-<category>`` names any Amazon review category
+(``get_dataset`` builds its spec; the name is canonical in lower case with hyphens).
 
 Prepared data are labelled ``synthetic`` when the dataset is, and also when the raw folder
 holds what the simulator writes beside its raw files (``SIMULATOR_MARKERS``): simulated
@@ -11,8 +13,9 @@ files read under a real dataset's name are still simulated, in the run record an
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -57,14 +60,17 @@ class DatasetSpec:
     # per-interaction review texts (raw_dir, on_bad_line) -> DataFrame user, item, timestamp, text
     # [, summary] in raw ids: prepared side information (benchmark.data.reviews); None: no text
     read_texts: Callable[[Path, str], object] | None = None
+    # with locate: why nothing was found in raw_dir (what was looked for, what is there); default: required_files
+    missing: Callable[[Path], str] | None = None
 
     def raw_files(self, raw_dir: Path) -> list[Path]:
         if self.locate is not None:
             found = self.locate(raw_dir) if raw_dir.is_dir() else None
             if found is None:
                 hint = f" {self.where_to_get}" if self.where_to_get else ""
+                what = self.missing(raw_dir) if self.missing is not None else f"raw files ({', '.join(self.required_files)}) not found in {raw_dir}."
                 raise BenchmarkError(
-                    f"dataset {self.name!r}: raw files ({', '.join(self.required_files)}) not found in {raw_dir}.{hint} "
+                    f"dataset {self.name!r}: {what}{hint} "
                     f"Put the raw files in $BENCHMARK_DATA/{self.name}/ or pass --raw-dir DIR."
                 )
             return found
@@ -91,6 +97,23 @@ def _s3rec(name: str, file: str, description: str) -> DatasetSpec:
         lambda raw_dir, on_bad_line: s3rec.read_s3rec(raw_dir, file, on_bad_line),
         (f"{file}.txt",), (f"{file}_item2attributes.json", f"{file}_items.tsv"),
         where_to_get=_S3REC.format(name=file), default_repeats="keep", has_timestamps=s3rec.HAS_TIMESTAMPS,
+    )  # fmt: skip
+
+
+def _amazon(name: str, category: str, description: str) -> DatasetSpec:
+    """A real Amazon review category (any layout; the metadata file is optional)."""
+    stem = amazon.file_stem(category)
+    return DatasetSpec(
+        name, description, "real",
+        functools.partial(amazon.read_amazon, category=category),
+        tuple(template.format(stem) for template in amazon.REVIEW_NAMES),
+        tuple(template.format(stem) for template in amazon.META_NAMES),
+        default_kcore=5,  # the published 5-core files; the full files are filtered to the same
+        where_to_get=amazon.where_to_get(category),
+        locate=functools.partial(amazon.locate, category=category),
+        whole_period_fields=amazon.WHOLE_PERIOD_FIELDS,
+        read_texts=functools.partial(amazon.read_review_texts, category=category),
+        missing=functools.partial(amazon.missing_files, category=category),
     )  # fmt: skip
 
 
@@ -126,17 +149,14 @@ DATASETS: dict[str, DatasetSpec] = {
             movielens.OPTIONAL_FILES,
             generate=lambda out: write_movielens(SimulationConfig(), out),
         ),
-        DatasetSpec(
-            "amazon-electronics",
-            "Amazon Reviews Electronics (2018 5-core/full or 2023 layout, auto-detected): title, brand, categories, price, text, images",
-            "real",
-            amazon.read_amazon,
-            ("Electronics_5.json", "meta_Electronics.json"),
-            default_kcore=5,
-            where_to_get=amazon.WHERE_TO_GET,
-            locate=amazon.locate,
-            whole_period_fields=amazon.WHOLE_PERIOD_FIELDS,
-            read_texts=amazon.read_review_texts,
+        _amazon(
+            "amazon-electronics", "Electronics",
+            "Amazon Reviews Electronics (2014, 2018 5-core/full or 2023 layout, auto-detected): title, brand, categories, price, text, images",
+        ),
+        _amazon(
+            "amazon-musical-instruments", "Musical_Instruments",
+            "Amazon Reviews Musical Instruments (2014 5-core: 10k reviews, 1.4k users, 900 items; any layout): review texts; "
+            "metadata optional",
         ),
         DatasetSpec(
             "yelp",
@@ -182,10 +202,56 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+AMAZON_PREFIX = "amazon-"
+
+
+def amazon_category(name: str) -> str | None:
+    """The category key of an ``amazon-<category>`` name ("amazon-Musical_Instruments" ->
+    "musical_instruments"); None for any other name."""
+    if not name.lower().startswith(AMAZON_PREFIX) or not amazon.is_category(name[len(AMAZON_PREFIX) :]):
+        return None
+    return amazon.category_key(name[len(AMAZON_PREFIX) :])
+
+
+def canonical_name(name: str) -> str:
+    """``amazon-<category>`` in its canonical spelling (lower case, hyphens); other names unchanged."""
+    category = amazon_category(name) if name not in DATASETS else None
+    return AMAZON_PREFIX + category.replace("_", "-") if category is not None else name
+
+
+@functools.lru_cache(maxsize=None)
+def _amazon_category_spec(name: str) -> DatasetSpec:
+    category = amazon_category(name)
+    assert category is not None
+    stem = amazon.file_stem(category)
+    return _amazon(name, category, f"Amazon Reviews {stem.replace('_', ' ')} (2014, 2018 or 2023 layout, auto-detected; metadata optional)")
+
+
 def get_dataset(name: str) -> DatasetSpec:
-    if name not in DATASETS:
-        raise BenchmarkError(f"unknown dataset {name!r}; choose from: {', '.join(DATASETS)}")
-    return DATASETS[name]
+    """The spec of a registered name, or of ``amazon-<category>`` for any category."""
+    name = canonical_name(name)
+    if name in DATASETS:
+        return DATASETS[name]
+    if amazon_category(name) is not None:
+        return _amazon_category_spec(name)
+    raise BenchmarkError(f"unknown dataset {name!r}; choose from: {', '.join(DATASETS)}, or amazon-<category> for any Amazon review category")
+
+
+class DatasetNames:
+    """The ``--data`` choices (argparse ``choices=``, with ``type=canonical_name``): every
+    registered name and ``amazon-<category>``; listing shows the registered names and the pattern."""
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (name in DATASETS or amazon_category(name) is not None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*DATASETS, AMAZON_PREFIX + "<category>"])
+
+    def __len__(self) -> int:
+        return len(DATASETS) + 1
+
+
+DATASET_NAMES = DatasetNames()
 
 
 def default_raw_dir(name: str) -> Path:
@@ -202,6 +268,7 @@ def load_dataset(
     ``prepare.file_sha256``); it is not part of the fingerprint.
     """
     spec = get_dataset(name)
+    name = spec.name
     config = config or DataConfig()
     raw = Path(raw_dir) if raw_dir is not None else default_raw_dir(name)
     with reading(raw):  # an unreadable raw folder or file: one paragraph naming it

@@ -376,6 +376,7 @@ def read_records(
     check: Callable[[dict[str, Any]], None] | None = None,
     keep: Callable[[dict[str, Any]], bool] | None = None,
     chunk_lines: int = 250_000,
+    loads: Callable[[bytes], Any] | None = None,
 ) -> Records:
     """Stream ``source`` and keep ``fields`` (JSON key -> kind) of every line.
 
@@ -383,7 +384,10 @@ def read_records(
     (kept as "" / NaN / None by column type; integers must then be required). ``unique``
     names a key whose values must not repeat. ``check(record)`` may raise
     ``FieldError`` for extra per-line validation; ``keep(record)`` False drops a valid
-    line silently (e.g. metadata of items never rated).
+    line silently (e.g. metadata of items never rated). ``loads`` replaces the JSON parser
+    for lines in another notation: it returns the line's object or raises ``FieldError``
+    for a bad line, under the same rules (nesting at most ``MAX_DEPTH`` levels, finite
+    numbers and 64-bit integers by the kinds, valid Unicode text).
     """
     source = source if isinstance(source, Source) else Source(Path(source))
     skip = on_bad_line == "skip"
@@ -399,6 +403,7 @@ def read_records(
     hash_chunks: list[np.ndarray] = []
     line_chunks: list[np.ndarray] = []
     skipped = 0
+    parse = _parse if loads is None else loads
 
     def flush() -> None:
         for n, kind in zip(names, kinds):
@@ -421,7 +426,7 @@ def read_records(
             skipped += 1
             break
         try:
-            obj = _parse(line)
+            obj = parse(line)
             row = []
             for n, kind in zip(names, kinds):
                 value = obj.get(n)
@@ -433,7 +438,7 @@ def read_records(
                     row.append(value)
                 else:
                     raise _Bad(f"{kind.label} in field '{n}'", _found(value))
-            if _may_hold_surrogate(line):
+            if loads is not None or _may_hold_surrogate(line):  # another notation may spell escapes otherwise
                 for n in texts:
                     if not _encodable(obj.get(n)):
                         raise _Bad(f"valid Unicode text in field '{n}'", "an unpaired UTF-16 surrogate escape")

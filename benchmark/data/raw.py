@@ -45,7 +45,7 @@ class RawData:
     brand, city, state, price, ...). Items without side information may be absent.
     """
 
-    user: np.ndarray  # raw user ids (int64 or str)
+    user: np.ndarray  # raw user ids (int32 or int64, or str)
     item: np.ndarray  # raw item ids
     timestamp: np.ndarray  # int64 seconds, within [TIMESTAMP_MIN, TIMESTAMP_MAX)
     rating: np.ndarray  # float32; NaN where the dataset has none

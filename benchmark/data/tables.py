@@ -132,6 +132,106 @@ def _vouched(table: pa.Table, spec: _Spec) -> bool:
     return spec.unique is None or pc.count_distinct(table.column(spec.unique)).as_py() == table.num_rows
 
 
+# --- streamed numeric columns ------------------------------------------------------------
+
+_INT32 = np.iinfo(np.int32)
+STREAM_BLOCK = 16 << 20  # bytes per streamed block: small enough that Arrow's buffers stay small
+_COMPRESSED = (".gz", ".bz2", ".lz4", ".zst", ".zstd", ".br")
+
+
+def read_csv_arrays(
+    path: Path,
+    columns: dict[str, pa.DataType],
+    *,
+    narrow: tuple[str, ...] = (),
+    float32: tuple[str, ...] = (),
+    on_bad_line: str = "error",
+    checks: dict[str, Check] | None = None,
+) -> tuple[dict[str, np.ndarray], int]:
+    """``read_csv`` for numeric columns that are all required, as NumPy arrays, streamed:
+    blocks go straight into arrays sized by the file's line count, so neither the whole
+    Arrow table nor a second copy of the columns is ever held (25M MovieLens ratings: about
+    0.5 GB instead of 1.5). ``narrow`` integer columns come back as int32 when every value
+    fits (ids), ``float32`` columns as float32; the others keep their type. A block is kept
+    only under ``read_csv``'s fast-path rules (every value present, numbers finite,
+    ``checks`` satisfied); anything irregular (a bad or out-of-range value, an empty field,
+    rows that are not the file's lines, a compressed file) goes through ``read_csv``, whose
+    errors, exact line numbers and skipping are the reference.
+    """
+    checks = checks or {}
+    path = Path(path)
+    arrays = None if path.suffix.lower() in _COMPRESSED or not path.is_file() else _streamed(path, columns, narrow, float32, checks)
+    if arrays is not None:
+        return arrays, 0
+    table, skipped = read_csv(path, columns, on_bad_line=on_bad_line, checks=checks)
+    return {name: _narrowed(table.column(name).to_numpy(), name in narrow, name in float32) for name in columns}, skipped
+
+
+def _streamed(
+    path: Path, columns: dict[str, pa.DataType], narrow: tuple[str, ...], float32: tuple[str, ...], checks: dict[str, Check]
+) -> dict[str, np.ndarray] | None:
+    """The columns of ``path`` streamed into arrays, or None when ``read_csv`` must decide."""
+    header = read_header(path)
+    if any(c not in header for c in columns):
+        return None
+    try:
+        capacity = _count_lines(path) + 1
+        out: dict[str, np.ndarray] = {}
+        for name, kind in columns.items():
+            if name in narrow and pa.types.is_integer(kind):
+                out[name] = np.empty(capacity, dtype=np.int32)
+            elif name in float32 and pa.types.is_floating(kind):
+                out[name] = np.empty(capacity, dtype=np.float32)
+            else:
+                out[name] = np.empty(capacity, dtype=kind.to_pandas_dtype())
+        # the conversion of read_csv's fast path: only "" is null
+        convert = pacsv.ConvertOptions(column_types=columns, include_columns=list(columns), null_values=[""], strings_can_be_null=True)
+        filled = 0
+        with pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=STREAM_BLOCK), convert_options=convert) as reader:
+            for batch in reader:
+                rows = batch.num_rows
+                if filled + rows > capacity:
+                    return None
+                for name, kind in columns.items():
+                    column = batch.column(name)
+                    if column.null_count:
+                        return None
+                    values = column.to_numpy()
+                    if kind == FLOAT and not np.isfinite(values).all():
+                        return None
+                    check = checks.get(name)
+                    if check is not None and check.bad(values).any():
+                        return None
+                    target = out[name]
+                    if target.dtype == np.int32 and rows and (values.min() < _INT32.min or values.max() > _INT32.max):
+                        wide = np.empty(capacity, dtype=np.int64)  # an id beyond int32: this column stays int64
+                        wide[:filled] = target[:filled]
+                        out[name] = target = wide
+                    target[filled : filled + rows] = values
+                filled += rows
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        return None
+    except OSError as exc:
+        raise cannot_read(path, exc) from None
+    return {name: values[:filled] for name, values in out.items()}
+
+
+def _narrowed(values: np.ndarray, narrow: bool, float32: bool) -> np.ndarray:
+    if narrow and values.dtype.kind == "i" and (len(values) == 0 or (values.min() >= _INT32.min and values.max() <= _INT32.max)):
+        return values.astype(np.int32)
+    if float32 and values.dtype.kind == "f":
+        return values.astype(np.float32)
+    return values
+
+
+def _count_lines(path: Path) -> int:
+    lines = 0
+    with open(path, "rb") as fh:
+        while block := fh.read(16 << 20):
+            lines += block.count(b"\n")
+    return lines
+
+
 # --- precise scan ----------------------------------------------------------------------------
 
 _SPACE = " \t"  # what pyarrow trims around numbers

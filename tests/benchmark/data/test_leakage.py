@@ -108,7 +108,7 @@ def test_real_ml_latest_small_tags_follow_the_rule() -> None:
     assert data.stats["user_text_rows"] == {"kept": 3_683 - 238 - 6, "dropped": 244}
     allowed = tags[~outside.to_numpy() & ~late]
     expected = allowed.assign(tag=allowed["tag"].str.strip().str.lower()).groupby("movieId")["tag"].agg(lambda v: list(dict.fromkeys(v)))
-    got = dict(zip(data.item_ids.tolist(), data.items["tags"]))
+    got = {m: list(v) for m, v in zip(data.item_ids.tolist(), data.items["tags"])}  # lists, or arrays once reloaded from the cache
     assert {m: got[m] for m in expected.index} == expected.to_dict()
     assert sum(len(v) for v in got.values()) == sum(len(v) for v in expected)
 
@@ -140,6 +140,20 @@ def _write_amazon_2023(folder: Path) -> Path:
     return folder
 
 
+def _write_amazon_2014(folder: Path) -> Path:
+    """2014 metadata lines are Python literals; salesRank and related hold the planted number."""
+    folder.mkdir(parents=True, exist_ok=True)
+    reviews = [{"overall": 4.0, "reviewerID": f"U{u}", "asin": f"I{i}", "unixReviewTime": 1000 + 10 * u + i, "helpful": [0, 0]}
+               for u in range(6) for i in range(5)]  # fmt: skip
+    meta = [{"asin": f"I{i}", "title": f"Thing {i}", "categories": [["Musical Instruments", "Guitars"]], "price": 5.0,
+             "salesRank": {"Musical Instruments": PLANTED},
+             "related": {"also_bought": [f"ALSOBUY{PLANTED}"], "also_viewed": [f"ALSOVIEW{PLANTED}"], "bought_together": [f"TOGETHER{PLANTED}"]}}
+            for i in range(5)]  # fmt: skip
+    (folder / "reviews_Musical_Instruments_5.json").write_text("".join(json.dumps(r) + "\n" for r in reviews))
+    (folder / "meta_Musical_Instruments.json").write_text("".join(repr(m) + "\n" for m in meta))
+    return folder
+
+
 def _write_yelp(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     reviews = [{"review_id": f"R{u}{b}", "user_id": f"U{u}", "business_id": f"B{b}", "stars": 4.0, "text": "good",
@@ -154,6 +168,7 @@ def _write_yelp(folder: Path) -> Path:
 LAYOUTS = {
     "amazon-2018": ("amazon-electronics", _write_amazon_2018, ("rank", "also_buy", "also_view")),
     "amazon-2023": ("amazon-electronics", _write_amazon_2023, ("average_rating", "rating_number")),
+    "amazon-2014": ("amazon-musical-instruments", _write_amazon_2014, ("salesRank", "related")),
     "yelp": ("yelp", _write_yelp, ("stars", "review_count", "is_open")),
 }
 CASES = [(layout, field) for layout, (_, _, fields) in LAYOUTS.items() for field in fields]
@@ -167,7 +182,9 @@ def test_whole_period_field_reaches_no_consumer(layout: str, field: str, tmp_pat
     assert field in (amazon.WHOLE_PERIOD_FIELDS if dataset.startswith("amazon") else yelp.WHOLE_PERIOD_FIELDS)
     data = load_dataset(dataset, DataConfig(kcore=0), raw)
     assert data.n_items == 5
-    names = {field, "sales_rank", "salesRank"} if field == "rank" else {field}
+    names = {field, "sales_rank", "salesRank"} if field in ("rank", "salesRank") else {field}
+    if field == "related":
+        names |= {"also_bought", "also_viewed", "bought_together"}
     assert not names & set(data.items.columns)
     assert not names & set(numerical_columns(data.items)) and not names & set(categorical_columns(data.items))
     dump = _dump(tmp_path, dataset, raw, "--set", "kcore=0")
