@@ -20,7 +20,6 @@ hash already exists under ``--out`` (an interrupted grid resumes where it stoppe
 
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
 from pathlib import Path
@@ -155,8 +154,8 @@ def summarise(result: dict[str, Any], model: str) -> dict[str, dict[str, Any]]:
     return summary
 
 
-def print_summary(summary: dict[str, dict[str, Any]]) -> list[list[Any]]:
-    """The summary as table rows (header first), for the CLI to print."""
+def summary_rows(summary: dict[str, dict[str, Any]]) -> list[list[Any]]:
+    """The summary as table rows (header first)."""
     metrics = [m for m in SUMMARY_METRICS if any(m in row for row in summary.values())]
     explained = [m for m in EXPLANATION_METRICS if any(f"explanation/{m}" in row for row in summary.values())]
     header = ["variant", "runs", *metrics, "ndcg@10 per seed", "Δ ndcg@10 %", "p seeds (Holm)", "p boot (Holm)", "95% CI Δ",
@@ -177,59 +176,6 @@ def print_summary(summary: dict[str, dict[str, Any]]) -> list[list[Any]]:
         cells += [round(row["train_seconds"], 1), round(row["test_users_per_s"], 1) if "test_users_per_s" in row else ""]
         rows.append(cells)
     return rows
-
-
-def add_ablation_parser(commands: argparse._SubParsersAction, add_overrides: Any, add_output: Any, datasets: list[str]) -> None:
-    text = "run a model and each of its registered ablations over several seeds; print a summary table"
-    parser = commands.add_parser(
-        "ablation", help=text,
-        description=text + ". Every (variant, seed) is a full `run` (record under <out>/runs/). Columns: mean ± std "
-        "over seeds of the test metrics, the relative change of NDCG@10 vs the full model, the paired t-test p of "
-        "per-user NDCG@10 vs the full model, training seconds and test users ranked per second.",
-    )  # fmt: skip
-    parser.add_argument("--model", required=True, help="the full model (its ablations are the registered <model>-no-* names)")
-    parser.add_argument("--data", required=True, choices=datasets)
-    parser.add_argument("--raw-dir", help="folder with the raw files (default: $BENCHMARK_DATA/<name>/)")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per variant (default 3)")
-    parser.add_argument("--variants", help="comma-separated subset of ablations, e.g. no-rag,no-llm (default: all)")
-    add_overrides(parser)
-    parser.add_argument("--max-epochs", type=int, help="maximum training epochs (default: the model's)")
-    parser.add_argument("--out", default=".", help="folder that receives runs/<run_id>/ (default: current folder)")
-    parser.add_argument("--reuse", action="store_true", help="reuse completed runs under --out with the same config hash and seed")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    add_output(parser)
-
-
-def cmd_ablation(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
-    if args.max_epochs is not None:
-        overrides["max_epochs"] = args.max_epochs
-    names = [n.strip() for n in args.variants.split(",") if n.strip()] if args.variants else None
-    def report(event: str, name: str, seed: int, record: RunRecord | None) -> None:
-        if event == "reused" and record is not None:
-            print(f"{name} seed {seed}: reusing {record.path}")
-        elif event == "start":
-            print(f"\n=== {name}, seed {seed} ===")
-
-    result = run_ablation(
-        args.model, args.data, seeds=args.seeds, raw_dir=args.raw_dir, overrides=overrides, out=args.out,
-        names=names, reuse=args.reuse, progress=not args.no_progress, on_run=report,
-    )  # fmt: skip
-    summary = summarise(result, args.model)
-    first = next(iter(result["variants"].values()))[0]
-    print(f"\n{args.model} ablations on {args.data} ({first.data_source} data, split {first.split}, "
-          f"{first.eval_protocol} ranking), {args.seeds} seed(s); mean ± std over seeds")  # fmt: skip
-    from benchmark.cli import print_table
-
-    header, *rows = print_summary(summary)
-    print_table(rows, header)
-    output: dict[str, Any] = {"model": args.model, "dataset": args.data, "seeds": args.seeds, "variants": summary}
-    agreement = propensity_agreement_for(args.data, args.raw_dir, overrides)
-    if agreement:
-        print("\npropensity models vs the simulator's true exposure propensity (held-out pairs):")
-        for kind, values in agreement.items():
-            print(f"  {kind}: Spearman {values['spearman']:.3f}, Pearson of logs {values['pearson_log']:.3f} ({int(values['n_pairs'])} pairs)")
-        output["propensity_agreement"] = agreement
-    return output
 
 
 def propensity_agreement_for(data: str, raw_dir: str | None, overrides: dict[str, Any]) -> dict[str, dict[str, float]] | None:

@@ -206,6 +206,15 @@ RANGES: dict[str, Range] = {
 }  # fmt: skip
 
 
+def check_ranges(config: Any) -> None:
+    """Refuse a config dataclass instance whose numeric fields lie outside ``RANGES`` (the
+    check ``--set`` makes, for configs built in Python)."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and f.name in RANGES and not RANGES[f.name].contains(value):
+            raise BenchmarkError(f"{type(config).__name__}.{f.name}={value!r}: out of range; {f.name} must be a finite number in {RANGES[f.name]}")
+
+
 def config_keys(*configs: type) -> dict[str, type]:
     """Map every settable key to the dataclass that owns it; names must not collide."""
     owners: dict[str, type] = {}
@@ -295,8 +304,12 @@ def apply_overrides(configs: dict[type, Any], overrides: dict[str, Any]) -> dict
     changes: dict[type, dict[str, Any]] = {cls: {} for cls in configs}
     for key, value in overrides.items():
         if key not in owners:
+            import difflib
+
+            close = difflib.get_close_matches(key, list(owners), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             valid = ", ".join(sorted(owners))
-            raise BenchmarkError(f"unknown config key {key!r}; valid keys: {valid}")
+            raise BenchmarkError(f"unknown config key {key!r}{hint}; valid keys: {valid}")
         cls = owners[key]
         changes[cls][key] = _coerce(cls, key, value)
     return {cls: dataclasses.replace(obj, **changes[cls]) for cls, obj in configs.items()}

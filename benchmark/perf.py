@@ -16,6 +16,7 @@ in turn in each round), and the ratios engine/raw and engine/torchmetrics.
 
 from __future__ import annotations
 
+import logging
 import statistics
 import time
 import warnings
@@ -27,6 +28,8 @@ import torch
 from benchmark.evaluation import Evaluator, mask_seen
 from benchmark.metrics import ACCURACY_METRICS
 from benchmark.model import RecModule
+
+LOG = logging.getLogger(__name__)  # progress and notes: the CLI shows them on stderr
 
 
 @dataclass
@@ -146,7 +149,7 @@ def perf_eval(setup: PerfSetup, progress: bool = True) -> dict[str, Any]:
             seconds, n = _time_torchmetrics(model, batches, setup.k, setup.torchmetrics_users)
             rates["torchmetrics"].append(n / seconds)
             if progress:
-                print(f"round {round_ + 1}/{setup.repeats}: " + ", ".join(f"{name} {values[-1]:,.0f} users/s" for name, values in rates.items()))
+                LOG.info(f"round {round_ + 1}/{setup.repeats}: " + ", ".join(f"{name} {values[-1]:,.0f} users/s" for name, values in rates.items()))
     engine, raw, tm = (statistics.median(rates[name]) for name in ("engine", "raw", "torchmetrics"))
     return {
         "engine_users_per_s": engine,

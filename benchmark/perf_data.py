@@ -1,5 +1,5 @@
-"""`python -m benchmark data synth` and `python -m benchmark perf data`: simulated raw files
-and the data-preparation scale check (time and peak memory, median of N fresh processes).
+"""Simulated raw files (`data synth`) and the data-preparation scale check (`perf data`:
+time and peak memory, median of N fresh processes).
 
 ``perf data --like ml|yelp|amazon --full`` writes simulator files of the real dataset's
 size (MovieLens-25M: 25,000,095 ratings, 162,541 users, 62,423 movies; Yelp: 6,990,280
@@ -14,7 +14,6 @@ Targets: ml <= 60 s and <= 4 GB; yelp and amazon <= 300 s and <= 8 GB; reload <=
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -35,34 +34,6 @@ DATASET = {"ml": "synthetic-ml", "yelp": "synthetic-yelp", "amazon": "synthetic-
 TARGETS = {"ml": (60.0, 4.0), "yelp": (300.0, 8.0), "amazon": (300.0, 8.0)}
 
 
-def add_synth_parser(data_commands: argparse._SubParsersAction) -> None:
-    text = "write simulated raw files in a real dataset's format, with ground truth (factors, exposure, true relevance)"
-    synth = data_commands.add_parser("synth", help=text, description=text + "; see benchmark/data/simulator.py for the generative process.")
-    synth.add_argument("--like", required=True, choices=["ml", "yelp", "amazon"], help="format: MovieLens CSV, Yelp JSON, Amazon JSON")
-    synth.add_argument("--users", type=int, default=2000)
-    synth.add_argument("--items", type=int, default=1000)
-    synth.add_argument("--interactions", type=int, help="total interactions (default: 40 per user)")
-    synth.add_argument("--min-interactions", type=int, default=5, help="per user (default 5)")
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--layout", choices=["2018", "2023"], default="2018", help="amazon: published layout (default 2018)")
-    synth.add_argument("--gzip", action="store_true", help="amazon: write .gz files")
-    synth.add_argument("--out", required=True, metavar="DIR", help="folder to write (replaced atomically)")
-
-
-def add_perf_data_parser(perf_commands: argparse._SubParsersAction) -> None:
-    text = "data preparation at scale: time and peak memory to prepare and to reload simulated files of a real dataset's size"
-    perf = perf_commands.add_parser("data", help=text, description=text)
-    perf.add_argument("--like", required=True, choices=["ml", "yelp", "amazon"])
-    perf.add_argument("--full", action="store_true", help="the real dataset's size (else --users/--items/--interactions)")
-    perf.add_argument("--users", type=int, default=20_000)
-    perf.add_argument("--items", type=int, default=5_000)
-    perf.add_argument("--interactions", type=int, default=500_000)
-    perf.add_argument("--repeats", type=int, default=3, help="fresh-process preparations (median reported; default 3)")
-    perf.add_argument("--workdir", help="where the raw files and caches go (default: a temporary folder, deleted afterwards)")
-    perf.add_argument("--keep", action="store_true", help="keep the raw files and caches")
-    perf.add_argument("--output", metavar="FILE.json", help="also write the figures as a flat JSON map")
-
-
 def _config(like: str, users: int, items: int, interactions: int | None, min_interactions: int, seed: int = 0) -> Any:
     from benchmark.data.simulator import SimulationConfig
 
@@ -72,20 +43,19 @@ def _config(like: str, users: int, items: int, interactions: int | None, min_int
     )  # fmt: skip
 
 
-def cmd_synth(args: argparse.Namespace) -> None:
+def write_simulated(
+    like: str, out: Path, *, users: int, items: int, interactions: int | None, min_interactions: int, seed: int = 0,
+    layout: str = "2018", compress: bool = False,
+) -> list[Path]:
+    """Simulated raw files in the format of ``like`` (ml, yelp, amazon) under ``out``; the files written."""
     from benchmark.data.simulator import write_amazon, write_movielens, write_yelp
 
-    cfg = _config(args.like, args.users, args.items, args.interactions, args.min_interactions, args.seed)
-    start = time.perf_counter()
-    if args.like == "amazon":
-        write_amazon(cfg, Path(args.out), layout=args.layout, compress=args.gzip)
+    cfg = _config(like, users, items, interactions, min_interactions, seed)
+    if like == "amazon":
+        write_amazon(cfg, Path(out), layout=layout, compress=compress)
     else:
-        (write_yelp if args.like == "yelp" else write_movielens)(cfg, Path(args.out))
-    files = sorted(p for p in Path(args.out).iterdir() if p.is_file())
-    print(f"wrote {args.like}-format simulated data to {args.out} in {time.perf_counter() - start:.1f} s:")
-    for path in files:
-        print(f"  {path.name:45s} {path.stat().st_size / 1e6:10.1f} MB")
-    print(f"use it with: python -m benchmark data info --data {DATASET[args.like]} --raw-dir {args.out}")
+        (write_yelp if like == "yelp" else write_movielens)(cfg, Path(out))
+    return sorted(p for p in Path(out).iterdir() if p.is_file())
 
 
 def _child(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
@@ -97,39 +67,38 @@ def _child(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def cmd_perf_data(args: argparse.Namespace) -> None:
-    from benchmark.cli import print_table, write_output
-
-    like = args.like
-    size = FULL[like] if args.full else {"users": args.users, "items": args.items, "interactions": args.interactions, "min_interactions": 5 if like != "yelp" else 1}
-    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix=f"perf-data-{like}-"))
+def perf_data(
+    like: str, *, full: bool, users: int, items: int, interactions: int, repeats: int = 3, workdir: str | None = None,
+    keep: bool = False, report: Any = lambda line: None,
+) -> dict[str, Any]:
+    """Generate (once) simulated files of ``like``'s format and size, then prepare them
+    ``repeats`` times in fresh processes with fresh caches, and reload each cache in another;
+    the medians. ``report`` receives one line per repeat."""
+    size = FULL[like] if full else {"users": users, "items": items, "interactions": interactions, "min_interactions": 5 if like != "yelp" else 1}
+    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"perf-data-{like}-"))
     raw = work / "raw"
     try:
         start = time.perf_counter()
         if not (raw / "ground_truth.npz").is_file():
-            argv = ["data", "synth", "--like", like, "--users", str(size["users"]), "--items", str(size["items"]),
-                    "--interactions", str(size["interactions"]), "--min-interactions", str(size["min_interactions"]), "--out", str(raw)]  # fmt: skip
-            from benchmark.cli import main
-
-            if main(argv) != 0:
-                return
+            write_simulated(like, raw, users=size["users"], items=size["items"], interactions=size["interactions"],
+                            min_interactions=size["min_interactions"])  # fmt: skip
         generate_s = time.perf_counter() - start
         raw_mb = sum(p.stat().st_size for p in raw.iterdir() if p.is_file()) / 1e6
         prepare, reload = [], []
-        for r in range(args.repeats):
+        for r in range(repeats):
             cache = work / f"cache-{r}"
             shutil.rmtree(cache, ignore_errors=True)
             env = dict(os.environ, BENCHMARK_CACHE=str(cache))
             prepare.append(_child(["_measure", DATASET[like], str(raw)], env))
             reload.append(_child(["_measure", DATASET[like], str(raw)], env))
-            if not args.keep:
+            if not keep:
                 shutil.rmtree(cache, ignore_errors=True)
-            print(f"  run {r + 1}: prepare {prepare[-1]['seconds']:.1f} s (CPU {prepare[-1]['cpu_seconds']:.1f} s), {prepare[-1]['peak_rss_gb']:.2f} GB; "
-                  f"reload {reload[-1]['seconds']:.2f} s, {reload[-1]['peak_rss_gb']:.2f} GB", flush=True)  # fmt: skip
+            report(f"  run {r + 1}: prepare {prepare[-1]['seconds']:.1f} s (CPU {prepare[-1]['cpu_seconds']:.1f} s), {prepare[-1]['peak_rss_gb']:.2f} GB; "
+                   f"reload {reload[-1]['seconds']:.2f} s, {reload[-1]['peak_rss_gb']:.2f} GB")  # fmt: skip
         med = lambda rows, key: statistics.median(row[key] for row in rows)  # noqa: E731
-        seconds_target, gb_target = TARGETS[like] if args.full else (float("nan"), float("nan"))
-        result = {
-            "dataset": DATASET[like], "format": like, "full_size": args.full, "repeats": args.repeats,
+        seconds_target, gb_target = TARGETS[like] if full else (float("nan"), float("nan"))
+        return {
+            "dataset": DATASET[like], "format": like, "full_size": full, "repeats": repeats,
             "raw_users": size["users"], "raw_items": size["items"], "raw_interactions": prepare[0]["raw_interactions"],
             "raw_mb": round(raw_mb, 1), "generate_seconds": round(generate_s, 1),
             "n_users": prepare[0]["n_users"], "n_items": prepare[0]["n_items"], "n_interactions": prepare[0]["n_interactions"],
@@ -139,19 +108,10 @@ def cmd_perf_data(args: argparse.Namespace) -> None:
             "reload_seconds": round(med(reload, "seconds"), 2), "reload_peak_rss_gb": round(med(reload, "peak_rss_gb"), 2),
             "prepare_seconds_all": [round(p["seconds"], 2) for p in prepare], "reload_seconds_all": [round(p["seconds"], 2) for p in reload],
             "target_prepare_seconds": seconds_target, "target_peak_rss_gb": gb_target, "target_reload_seconds": 5.0,
+            "load_average": round(os.getloadavg()[0], 1), "cpu_count": os.cpu_count(),
         }  # fmt: skip
-        print(f"\n{DATASET[like]} ({like} format{', full size' if args.full else ''}): {result['raw_interactions']:,} raw interactions, "
-              f"{raw_mb:,.0f} MB raw files (generated in {generate_s:.0f} s); median of {args.repeats} fresh processes")  # fmt: skip
-        rows = [
-            ["prepare (parse+checksum+filter+split+cache)", result["prepare_seconds"], result["prepare_cpu_seconds"], result["prepare_peak_rss_gb"], seconds_target, gb_target],
-            ["  of which reading the raw files", result["read_seconds"], "", "", "", ""],
-            ["reload the prepared cache", result["reload_seconds"], result["reload_cpu_seconds"], result["reload_peak_rss_gb"], 5.0, ""],
-        ]
-        print_table(rows, ["step", "wall s", "CPU s", "peak RSS GB", "target s", "target GB"])
-        print(f"load average during the measurement: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall times grow with other load)")
-        write_output(args.output, result)
     finally:
-        if not args.keep and not args.workdir:
+        if not keep and not workdir:
             shutil.rmtree(work, ignore_errors=True)
 
 

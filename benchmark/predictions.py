@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -530,71 +529,6 @@ def write_predictions(model: RecModule, dm: RecDataModule, path: str | Path, k: 
 def evaluation_datamodule(data: PreparedData, eval_batch_size: int = 1024) -> RecDataModule:
     """A RecDataModule used only for its evaluation sets (no model needed)."""
     return RecDataModule(data, BatchSpec("pairwise", 1), eval_batch_size=eval_batch_size)
-
-
-# --- commands (called by benchmark.cli) ---------------------------------------------------
-
-
-def export_split_command(args: Any, config: Any) -> None:
-    from benchmark.data.datasets import load_dataset
-
-    data = load_dataset(args.data, config, args.raw_dir)
-    meta = export_split(data, args.out)
-    print(f"{args.data} ({data.source} data, split {meta['split']}): wrote {meta['n_train']} train, {meta['n_valid']} valid, "
-          f"{meta['n_test']} test interactions (raw ids) to {args.out}/{{train,valid,test}}.tsv and the test qrels to "
-          f"{args.out}/test.qrels; fingerprint {data.fingerprint[:16]}")  # fmt: skip
-
-
-def evaluate_command(args: Any) -> None:
-    """``evaluate --checkpoint CKPT`` or ``evaluate --predictions FILE --data D``."""
-    from benchmark.cli import _overrides, _protocol_label, print_metrics, write_output
-
-    overrides = _overrides(args)
-    explicit = getattr(args, "predictions_format", None)
-    if args.predictions:
-        if args.data is None:
-            raise BenchmarkError("evaluate --predictions needs --data (the dataset the lists were made for)")
-        if args.write_predictions:
-            raise BenchmarkError("--write-predictions goes with --checkpoint")
-        if args.eval_protocol == "sampled" or overrides.get("eval_protocol") == "sampled":
-            raise BenchmarkError("external top-K lists are fixed: they can only be scored by the full protocol")
-        for option in ("devices", "accelerator", "strategy"):
-            if getattr(args, option) is not None:
-                raise BenchmarkError(f"--{option} goes with --checkpoint")
-        result = evaluate_predictions_file(args.predictions, args.data, overrides, raw_dir=args.raw_dir, fmt=explicit)
-        print(f"\n{args.predictions} ({result['format'].upper()}) on {args.data} ({result['data_source']} data, split {result['split']}, "
-              f"full ranking): {result['n_rows']} rows, {result['n_test_users']} test users")  # fmt: skip
-        for note in result["notes"]:
-            print(f"note: {note}")
-        print_metrics({"test": result["metrics"]})
-        write_output(args.output, {**result["metrics"], "eval_protocol": "full", "n_test_users": result["n_test_users"], "n_users_missing": result["n_users_missing"]})
-        return
-    if args.data is not None:
-        raise BenchmarkError("--data goes with --predictions (a checkpoint knows its dataset)")
-    from benchmark.runner import evaluate_checkpoint
-
-    target = args.write_predictions
-    if target and explicit is not None and predictions_format(target) != explicit:
-        # the runner's writer chooses the format by the file name: write to a sibling named by the
-        # asked format, then rename it to the name given
-        target = str(Path(target).with_name(f".{Path(target).name}.{os.getpid()}.{'trec' if explicit == 'trec' else 'tsv'}"))
-    try:
-        result = evaluate_checkpoint(
-            args.checkpoint, raw_dir=args.raw_dir, devices=args.devices, accelerator=args.accelerator, strategy=args.strategy,
-            eval_protocol=args.eval_protocol, overrides=overrides, write_predictions=target,
-        )  # fmt: skip
-        if target != args.write_predictions and Path(target).is_file():
-            os.replace(target, args.write_predictions)
-    finally:
-        if target and target != args.write_predictions and Path(target).exists():
-            Path(target).unlink()
-    if not result["is_global_zero"]:
-        return
-    print(f"\n{result['model']} on {result['dataset']} ({result['data_source']} data, {_protocol_label(result)}), run {result['run_id']}")
-    print_metrics(result["metrics"])
-    if args.write_predictions:
-        print(f"top-K lists written to {args.write_predictions} ({predictions_format(args.write_predictions, explicit).upper()})")
-    write_output(args.output, {**result["metrics"]["test"], "eval_seconds": result["timings"]["eval_seconds"], "eval_protocol": result["eval_protocol"]})
 
 
 def evaluate_predictions_file(

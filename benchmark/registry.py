@@ -1,78 +1,155 @@
 """The model registry: every runnable model name, in one place.
 
-A name maps to a class and a config instance; ablations (later) are further names with
-the same class and a different config, never copies of the class.
+A name maps to a class and a config instance (``ModelSpec``); ablations are further names
+with the same class and a different config, never copies of the class. The table below is
+static text (module paths, descriptions, papers), so listing the names (``--help``,
+``models``) imports no model: a spec's class and config are imported on first use.
+``register_model`` adds your own.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Iterable
+import importlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from baselines.bert4rec import BERT4Rec, BERT4RecConfig
-from baselines.bpr import BPR, BPRConfig
-from baselines.freedom import FREEDOM, FREEDOMConfig
-from baselines.genrec import GenRec, GenRecConfig
-from baselines.gru4rec import GRU4Rec, GRU4RecConfig
-from baselines.ips_mf import IPSMF, IPSMFConfig
-from baselines.itemknn import ItemKNN, ItemKNNConfig
-from baselines.lightgcn import LightGCN, LightGCNConfig
-from baselines.p5 import P5, P5Config
-from baselines.pop import Pop, PopConfig
-from baselines.sasrec import SASRec, SASRecConfig
-from baselines.vbpr import VBPR, VBPRConfig
 from benchmark.errors import BenchmarkError
-from benchmark.model import RecModule
-from llm4rec.model import ABLATIONS, LLM4Rec, LLM4RecConfig, LLM4RecGenerative, ablation_config
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    cls: type[RecModule]
+    cls: type  # a benchmark.model.RecModule subclass
     config: Any  # the model's config dataclass instance (its defaults)
     description: str
     train_defaults: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields this model changes
+    paper: str = ""
+
+    @property
+    def file(self) -> str:
+        """The source file of the model class, relative to the project (e.g. baselines/bpr.py)."""
+        return self.cls.__module__.replace(".", "/") + ".py"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """What the registry knows without importing: where the class and its config live."""
+
+    name: str
+    target: str  # "module:Class"
+    config: str  # "module:ConfigClass", or "module:function:argument" (a factory, e.g. an ablation's config)
+    description: str
+    train_defaults: dict[str, Any] = field(default_factory=dict)
+    paper: str = ""
+
+    @property
+    def file(self) -> str:
+        return self.target.split(":")[0].replace(".", "/") + ".py"
+
+    @property
+    def config_class(self) -> str:
+        return self.config.split(":")[1] if self.config.count(":") == 1 else "LLM4RecConfig"
+
+    def resolve(self) -> ModelSpec:
+        module, name = self.target.split(":")
+        cls = getattr(importlib.import_module(module), name)
+        parts = self.config.split(":")
+        factory = getattr(importlib.import_module(parts[0]), parts[1])
+        config = factory(*parts[2:])
+        return ModelSpec(self.name, cls, config, self.description, dict(self.train_defaults), self.paper)
+
+
+class Registry(dict):
+    """name -> ModelSpec; entries are ``ModelEntry`` until first asked for, then resolved."""
+
+    def __getitem__(self, name: str) -> ModelSpec:
+        value = super().__getitem__(name)
+        if isinstance(value, ModelEntry):
+            value = value.resolve()
+            super().__setitem__(name, value)
+        return value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in self else default
+
+    def values(self) -> list[ModelSpec]:  # type: ignore[override]
+        return [self[name] for name in self]
+
+    def items(self) -> list[tuple[str, ModelSpec]]:  # type: ignore[override]
+        return [(name, self[name]) for name in self]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(super().keys()))
+
+    def entry(self, name: str) -> ModelEntry | ModelSpec:
+        """The static description of ``name`` (nothing imported)."""
+        return super().__getitem__(name)
 
 
 # LLM4Rec's CPU budget: few epochs of capped windows (llm4rec/README.md), evaluation in chunks with a
-# progress bar, explanations generated for a sample of test users. Patience 3: validation NDCG@10 dips
-# at epoch 2 before it climbs (ml-latest-small seed 0: 0.033, 0.030, 0.031, 0.043, 0.052 at epochs 1-5)
+# progress bar, explanations generated for a sample of test users; epochs and patience: llm4rec/README.md
 LLM4REC_TRAIN = {"max_epochs": 8, "patience": 3, "eval_batch_size": 256, "explanation_users": 64}
+LLM4REC_PAPER = "Ma et al. 2025, https://arxiv.org/abs/2510.01622"
+#: the ablations of LLM4Rec, registered as llm4rec-<name> (llm4rec/ablations.py holds their changes)
+LLM4REC_ABLATIONS = ("no-fusion", "no-rag", "no-debias", "no-explain", "no-adaptive", "no-llm")
 
-MODELS: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in (
-        ModelSpec("pop", Pop, PopConfig(), "Most popular items in training (non-personalised)", {"max_epochs": 1}),
+MODELS: Registry = Registry(
+    (entry.name, entry)
+    for entry in (
+        ModelEntry("pop", "baselines.pop:Pop", "baselines.pop:PopConfig", "Most popular items in training (non-personalised)",
+                   {"max_epochs": 1}, "Cremonesi et al. 2010, https://doi.org/10.1145/1864708.1864721"),
         # stream_lr: streaming updates are plain momentum SGD on a batch-mean loss, so an embedding
         # row moves ~lr / batch_size per event; 20 was the best of 1/5/20/50 on synthetic-amazon (temporal)
-        ModelSpec("bpr", BPR, BPRConfig(), "BPR-MF: matrix factorisation with the pairwise BPR loss (Rendle et al. 2009)", {"stream_lr": 20.0}),
-        ModelSpec("sasrec", SASRec, SASRecConfig(), "SASRec: causal self-attention over the history, cross-entropy over all items"),
-        # patience 30: BERT4Rec learns popularity first and its validation NDCG@10 stays flat for ~20
-        # epochs; on synthetic-amazon patience 10 stopped it there (test 0.0333, below Pop), 30 gave 0.0485
-        ModelSpec("bert4rec", BERT4Rec, BERT4RecConfig(), "BERT4Rec: bidirectional self-attention, masked item prediction over all items (Sun et al. 2019)", {"patience": 30}),
-        ModelSpec("gru4rec", GRU4Rec, GRU4RecConfig(), "GRU4Rec: a GRU over the history, cross-entropy over all items (Hidasi et al. 2016)"),
-        ModelSpec("itemknn", ItemKNN, ItemKNNConfig(), "ItemKNN: item-based CF, top-k cosine item similarities with shrinkage", {"max_epochs": 1}),
-        # patience 30: LightGCN's validation NDCG@10 stays flat for ~20 epochs, then climbs slowly
-        # (best epochs 132-196 on ml-latest-small); patience 10 stopped it on the plateau (baselines/lightgcn.py)
-        ModelSpec("lightgcn", LightGCN, LightGCNConfig(), "LightGCN: linear graph convolution over the training graph, BPR loss (He et al. 2020)", {"patience": 30}),
-        ModelSpec("vbpr", VBPR, VBPRConfig(), "VBPR: BPR-MF plus a user preference over projected text/image item features (He & McAuley 2016)"),
-        ModelSpec("freedom", FREEDOM, FREEDOMConfig(), "FREEDOM: frozen item-item kNN graph from item features + degree-pruned user-item graph (Zhou & Shen 2023)"),
-        ModelSpec("ips-mf", IPSMF, IPSMFConfig(), "IPS-MF: BPR-MF with clipped, self-normalised inverse item-popularity propensity weights (Saito 2020)"),
+        ModelEntry("bpr", "baselines.bpr:BPR", "baselines.bpr:BPRConfig", "BPR-MF: matrix factorisation with the pairwise BPR loss",
+                   {"stream_lr": 20.0}, "Rendle et al. 2009, https://arxiv.org/abs/1205.2618"),
+        ModelEntry("sasrec", "baselines.sasrec:SASRec", "baselines.sasrec:SASRecConfig",
+                   "SASRec: causal self-attention over the history, cross-entropy over all items", {},
+                   "Kang & McAuley 2018, https://arxiv.org/abs/1808.09781"),
+        # patience 30: the validation curve plateaus for ~20 epochs before it climbs (baselines/README.md)
+        ModelEntry("bert4rec", "baselines.bert4rec:BERT4Rec", "baselines.bert4rec:BERT4RecConfig",
+                   "BERT4Rec: bidirectional self-attention, masked item prediction over all items", {"patience": 30},
+                   "Sun et al. 2019, https://arxiv.org/abs/1904.06690"),
+        ModelEntry("gru4rec", "baselines.gru4rec:GRU4Rec", "baselines.gru4rec:GRU4RecConfig",
+                   "GRU4Rec: a GRU over the history, cross-entropy over all items", {},
+                   "Hidasi et al. 2016, https://arxiv.org/abs/1511.06939"),
+        ModelEntry("itemknn", "baselines.itemknn:ItemKNN", "baselines.itemknn:ItemKNNConfig",
+                   "ItemKNN: item-based CF, top-k cosine item similarities with shrinkage", {"max_epochs": 1},
+                   "Sarwar et al. 2001, https://doi.org/10.1145/371920.372071"),
+        # patience 30: LightGCN's validation curve plateaus before it climbs slowly (baselines/README.md)
+        ModelEntry("lightgcn", "baselines.lightgcn:LightGCN", "baselines.lightgcn:LightGCNConfig",
+                   "LightGCN: linear graph convolution over the training graph, BPR loss", {"patience": 30},
+                   "He et al. 2020, https://arxiv.org/abs/2002.02126"),
+        ModelEntry("vbpr", "baselines.vbpr:VBPR", "baselines.vbpr:VBPRConfig",
+                   "VBPR: BPR-MF plus a user preference over projected text/image item features", {},
+                   "He & McAuley 2016, https://arxiv.org/abs/1510.01784"),
+        ModelEntry("freedom", "baselines.freedom:FREEDOM", "baselines.freedom:FREEDOMConfig",
+                   "FREEDOM: frozen item-item kNN graph from item features + degree-pruned user-item graph", {},
+                   "Zhou & Shen 2023, https://arxiv.org/abs/2211.06924"),
+        ModelEntry("ips-mf", "baselines.ips_mf:IPSMF", "baselines.ips_mf:IPSMFConfig",
+                   "IPS-MF: BPR-MF with clipped, self-normalised inverse item-popularity propensity weights", {},
+                   "Saito et al. 2020, https://arxiv.org/abs/1909.03601"),
         # LLM baselines on a CPU budget: few epochs of capped windows (docstrings of baselines/genrec.py, p5.py)
-        ModelSpec("genrec", GenRec, GenRecConfig(), "GenRec: LoRA LLM generates the next item's title from the history's titles, beam search constrained to the catalogue (Ji et al. 2024)", {"max_epochs": 3, "patience": 1, "valid_users": 1000}),
-        ModelSpec("p5", P5, P5Config(), "P5: items as new LLM tokens (random numbering), LoRA, whole-item generation of the next item token (Geng et al. 2022)", {"max_epochs": 5, "patience": 2}),
-        ModelSpec("llm4rec", LLM4Rec, LLM4RecConfig(), "LLM4Rec (Ma et al. 2025): LLM over fused multimodal item soft tokens, RAG, debiasing, explanations, adaptation", LLM4REC_TRAIN),
+        ModelEntry("genrec", "baselines.genrec:GenRec", "baselines.genrec:GenRecConfig",
+                   "GenRec: LoRA LLM generates the next item's title from the history's titles, beam search constrained to the catalogue",
+                   {"max_epochs": 3, "patience": 1, "valid_users": 1000}, "Ji et al. 2024, https://arxiv.org/abs/2307.00457"),
+        ModelEntry("p5", "baselines.p5:P5", "baselines.p5:P5Config",
+                   "P5: items as new LLM tokens (random numbering), LoRA, the next item token scored over the catalogue",
+                   {"max_epochs": 5, "patience": 2}, "Geng et al. 2022, https://arxiv.org/abs/2203.13366"),
+        ModelEntry("llm4rec", "llm4rec.model:LLM4Rec", "llm4rec.config:LLM4RecConfig",
+                   "LLM4Rec: LLM over fused multimodal item soft tokens, RAG, debiasing, explanations, adaptation", LLM4REC_TRAIN, LLM4REC_PAPER),
         *(
-            ModelSpec(f"llm4rec-{name}", LLM4Rec, ablation_config(name), f"LLM4Rec ablation: {name.removeprefix('no-')} module off ({', '.join(f'{k}={v}' for k, v in changes.items())})", LLM4REC_TRAIN)
-            for name, changes in ABLATIONS.items()
+            ModelEntry(f"llm4rec-{name}", "llm4rec.model:LLM4Rec", f"llm4rec.ablations:ablation_config:{name}",
+                       f"LLM4Rec ablation: the {name.removeprefix('no-')} module off (llm4rec/ablations.py)", LLM4REC_TRAIN, LLM4REC_PAPER)
+            for name in LLM4REC_ABLATIONS
         ),
-        ModelSpec("llm4rec-generative", LLM4RecGenerative, LLM4RecConfig(), "LLM4Rec decoding item titles by beam search constrained to the catalogue (evaluated through recommend)", LLM4REC_TRAIN),
+        ModelEntry("llm4rec-generative", "llm4rec.model:LLM4RecGenerative", "llm4rec.config:LLM4RecConfig",
+                   "LLM4Rec decoding item titles by beam search constrained to the catalogue (evaluated through recommend)",
+                   LLM4REC_TRAIN, LLM4REC_PAPER),
     )
-}
+)  # fmt: skip
 
 
 def get_model(name: str) -> ModelSpec:
@@ -88,14 +165,15 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
 
 
 def register_model(
-    name: str, cls: type[RecModule], config: Any, *, description: str = "", train_defaults: dict[str, Any] | None = None,
-    replace: bool = False,
+    name: str, cls: type, config: Any, *, description: str = "", train_defaults: dict[str, Any] | None = None,
+    paper: str = "", replace: bool = False,
 ) -> ModelSpec:
     """Register your own model under ``name`` (then ``run``, ``Experiment``, sweeps and
     ``evaluate`` know it). ``cls``: a ``RecModule`` subclass taking ``(n_users, n_items, config)``;
     ``config``: its config dataclass or an instance of it (the defaults); ``train_defaults``:
-    training keys it changes (e.g. ``{"patience": 30}``). A taken name is refused unless
-    ``replace`` (and the class is the same or ``replace`` is explicit)."""
+    training keys it changes (e.g. ``{"patience": 30}``). A taken name is refused unless ``replace``."""
+    from benchmark.model import RecModule
+
     if not isinstance(cls, type) or not issubclass(cls, RecModule):
         raise BenchmarkError(f"register_model: {cls!r} is not a RecModule subclass (benchmark.model)")
     instance = config() if isinstance(config, type) else config
@@ -104,7 +182,7 @@ def register_model(
     if not name or not all(c.isalnum() or c in "-_." for c in name):
         raise BenchmarkError(f"register_model: {name!r} is not a valid model name (letters, digits, '-', '_', '.')")
     if name in MODELS and not replace:
-        raise BenchmarkError(f"register_model: the name {name!r} is taken ({MODELS[name].description or MODELS[name].cls.__name__})")
-    spec = ModelSpec(name, cls, instance, description or (cls.__doc__ or cls.__name__).strip().splitlines()[0], dict(train_defaults or {}))
+        raise BenchmarkError(f"register_model: the name {name!r} is taken ({MODELS.entry(name).description})")
+    spec = ModelSpec(name, cls, instance, description or (cls.__doc__ or cls.__name__).strip().splitlines()[0], dict(train_defaults or {}), paper)
     MODELS[name] = spec
     return spec

@@ -576,6 +576,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def evaluate_checkpoint(
     path: str | Path, *, raw_dir: str | None = None, devices: int | None = None, accelerator: str | None = None, strategy: str | None = None,
     eval_protocol: str | None = None, overrides: dict[str, Any] | None = None, write_predictions: str | Path | None = None,
+    predictions_format: str | None = None,
 ) -> dict[str, Any]:
     """Re-evaluate a saved run's best checkpoint on its test split."""
     path = Path(path)
@@ -604,7 +605,7 @@ def evaluate_checkpoint(
     if write_predictions and trainer.is_global_zero:
         from benchmark.predictions import write_predictions as write_lists
 
-        write_lists(model, dm, write_predictions, evaluator.max_k)
+        write_lists(model, dm, write_predictions, evaluator.max_k, fmt=predictions_format)
     return {
         "is_global_zero": trainer.is_global_zero,
         "eval_protocol": evaluator.protocol,

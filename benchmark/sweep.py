@@ -39,7 +39,6 @@ the study and broadcasts each trial's parameters, and all ranks train it togethe
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import os
@@ -54,11 +53,11 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from benchmark.config import SECTIONS, DataConfig, TrainConfig, config_keys, load_config_file, parse_set_options
+from benchmark.config import SECTIONS, DataConfig, TrainConfig, config_keys
 from benchmark.errors import BenchmarkError
 from benchmark.files import atomic_write_text
 from benchmark.records import RecordError, RunRecord
-from benchmark.registry import MODELS, get_model
+from benchmark.registry import get_model
 
 if TYPE_CHECKING:
     import optuna
@@ -313,6 +312,9 @@ class SweepOptions:
     prune_warmup: int = 5  # epochs before a trial can be pruned
     progress: bool = True
     space_file: str | None = None
+    #: receives one line per event (a trial finished, trials re-queued, the seeded re-runs);
+    #: the library never prints, the CLI passes print
+    report: Callable[[str], None] = field(default=lambda line: None, repr=False)
 
     @property
     def study_name(self) -> str:
@@ -384,7 +386,7 @@ def _finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
 
 
-def fail_dead_trials(study: optuna.Study) -> list[int]:
+def fail_dead_trials(study: optuna.Study, report: Callable[[str], None] = lambda line: None) -> list[int]:
     """Fail (and retry once, same parameters) the RUNNING trials whose worker is gone: those of a
     worker on this host whose process no longer exists (e.g. a sweep killed with SIGKILL), and
     those that still name no worker ORPHAN_SECONDS after being seen (their worker died between
@@ -413,7 +415,7 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
         except UpdateFinishedTrialError:
             pass  # another worker failed it first
     if failed:
-        print(f"trials {failed} were left RUNNING by a worker that is gone: failed, and queued to run again", flush=True)
+        report(f"trials {failed} were left RUNNING by a worker that is gone: failed, and queued to run again")
     return failed
 
 
@@ -483,9 +485,9 @@ def run_sweep(options: SweepOptions) -> dict[str, Any] | None:
 
     ranks = _launch(base.train_config)
     if ranks.zero and pinned:
-        print(f"fixed by --set/--config, not searched: {', '.join(pinned)}", flush=True)
+        options.report(f"fixed by --set/--config, not searched: {', '.join(pinned)}")
     if ranks.zero and not space.params:
-        print(f"{full_space.source} leaves nothing to search: the default config is the only trial", flush=True)
+        options.report(f"{full_space.source} leaves nothing to search: the default config is the only trial")
     if ranks.zero:
         load_dataset(options.data, base.data_config, options.raw_dir)  # prepare the cache once, before other ranks read it
     ranks.barrier()
@@ -514,8 +516,8 @@ def run_sweep(options: SweepOptions) -> dict[str, Any] | None:
     reached = ranks.share(len(_finished(study)) >= target)
     if not (reached or timed_out):
         if ranks.zero:  # other workers are still finishing the study's last trials
-            print(f"study {options.study_name}: {len(_finished(study))}/{target} trials finished, the rest are running "
-                  "in other workers; the last worker writes the best config and re-runs it")  # fmt: skip
+            options.report(f"study {options.study_name}: {len(_finished(study))}/{target} trials finished, the rest are running "
+                           "in other workers; the last worker writes the best config and re-runs it")  # fmt: skip
         return None
     return _conclude(study, space, fixed, options, ranks, worker_trials, started, target)
 
@@ -576,18 +578,18 @@ def _drive(
 
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         mine.append(trial.number)
-        _print_trial(study, trial, target)
+        options.report(trial_line(study, trial, target))
 
     failures = 0
     while True:
         optuna.storages.fail_stale_trials(study)
-        fail_dead_trials(study)
+        fail_dead_trials(study, options.report)
         finished = len(_finished(study))
         running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
         if finished + running >= target:
             return False
         if options.timeout is not None and time.perf_counter() - started >= options.timeout:
-            print(f"timeout of {options.timeout:g} s reached: no new trials", flush=True)
+            options.report(f"timeout of {options.timeout:g} s reached: no new trials")
             return True
         study.optimize(objective, n_trials=1, callbacks=[report], catch=FAILURES, gc_after_trial=True)
         last = study.trials[mine[-1]] if mine else None
@@ -616,7 +618,8 @@ def _follow(study: optuna.Study, fixed: dict[str, Any], options: SweepOptions, r
             pass  # rank 0 fails the trial the same way and records it
 
 
-def _print_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial, target: int) -> None:
+def trial_line(study: optuna.Study, trial: optuna.trial.FrozenTrial, target: int) -> str:
+    """One line on a finished trial: its state and figure, the best so far, the count."""
     from optuna.trial import TrialState
 
     finished = len(_finished(study))
@@ -634,11 +637,11 @@ def _print_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial, target: i
         best = "no complete trial yet"
     seconds = (trial.datetime_complete - trial.datetime_start).total_seconds() if trial.datetime_complete and trial.datetime_start else float("nan")
     default = " [default config]" if trial.user_attrs.get("default_config") else ""
-    params = " ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
-    print(f"trial {trial.number:>3} {state:<8} {what}; {best}; {seconds:.1f} s; {finished}/{target} finished{default} | {params}", flush=True)
+    params = " ".join(f"{k}={short_value(v)}" for k, v in trial.params.items())
+    return f"trial {trial.number:>3} {state:<8} {what}; {best}; {seconds:.1f} s; {finished}/{target} finished{default} | {params}"
 
 
-def _short(value: Any) -> str:
+def short_value(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
@@ -678,7 +681,7 @@ def _conclude(
             reruns.setdefault(str(best_number), {})[str(seed)] = record.run_id
             study.set_user_attr("reruns", reruns)
             records.append(record)
-            print(f"re-run seed {seed}: test {OBJECTIVE} {record.metrics['test'][OBJECTIVE]:.4f} (run {record.run_id})", flush=True)
+            options.report(f"re-run seed {seed}: test {OBJECTIVE} {record.metrics['test'][OBJECTIVE]:.4f} (run {record.run_id})")
     if not ranks.zero:
         return None
     best_file = write_best_config(study, fixed, options)
@@ -739,81 +742,3 @@ def _load_record(out: str | Path, run_id: str) -> RunRecord | None:
         return RunRecord.read(Path(out) / "runs" / run_id)
     except RecordError:
         return None
-
-
-def print_summary(summary: dict[str, Any]) -> None:
-    from benchmark.cli import print_table
-
-    print(f"\nsweep {summary['study']}: {summary['n_complete']} complete, {summary['n_pruned']} pruned, {summary['n_failed']} failed "
-          f"(target {summary['target_trials']} finished); this worker ran {summary['worker_trials']} in {summary['wall_seconds']} s")  # fmt: skip
-    default = summary[f"default_valid_{OBJECTIVE}"]
-    rows = [["best (trial %d)" % summary["best_trial"], summary[f"best_valid_{OBJECTIVE}"]]]
-    if default is not None:
-        rows.append(["default config (trial 0)", default])
-    print_table(rows, ["configuration", f"valid {OBJECTIVE}"])
-    print("best params: " + (", ".join(f"{k}={_short(v)}" for k, v in summary["best_params"].items()) or "none searched"))
-    if summary["rerun_seeds"]:
-        print(f"\nbest config re-run with seeds {summary['rerun_seeds']} (test split):")
-        print_table(
-            [[n, summary[f"test_{n}_mean"], summary[f"test_{n}_std"]] for n in ("ndcg@10", "hr@10", "recall@10", "mrr@10") if f"test_{n}_mean" in summary],
-            ["metric", "mean", "std"],
-        )
-    print(f"\nbest config: {summary['best_config']} (python -m benchmark run --model {summary['model']} --data {summary['dataset']} --config FILE)")
-
-
-# --- CLI ----------------------------------------------------------------------------------
-
-
-def add_sweep_parser(commands: argparse._SubParsersAction) -> None:
-    from benchmark.data.datasets import DATASET_NAMES, canonical_name
-
-    sweep = commands.add_parser(
-        "sweep", help="Optuna hyper-parameter search (sweeps/<model>.yaml), then the best config re-run with several seeds",
-        description="Search MODEL's space (sweeps/MODEL.yaml) with a seeded TPE sampler; each trial trains with early "
-        "stopping and is scored by its best validation NDCG@10 (never the test split); bad trials are pruned from their "
-        "validation curve. Trial 0 is the default config. The study is stored in SQLite (runs/sweeps/STUDY.db) or any "
-        "SQLAlchemy URL; workers sharing it split the trials, and a killed sweep resumes when run again. When N trials are "
-        "finished, the best config is written to runs/sweeps/STUDY.best.yaml (for `run --config`) and re-run with --seeds seeds.",
-    )  # fmt: skip
-    sweep.add_argument("--model", required=True, choices=list(MODELS), help="registered model name")
-    sweep.add_argument("--data", required=True, type=canonical_name, choices=DATASET_NAMES, help="dataset name")
-    sweep.add_argument("--raw-dir", help="folder with the raw files (default: $BENCHMARK_DATA/<name>/)")
-    sweep.add_argument("--trials", type=int, required=True, metavar="N", help="finished (complete or pruned) trials the study should reach")
-    sweep.add_argument("--study", help="study name (default <model>-<data>)")
-    sweep.add_argument("--storage", help="SQLAlchemy URL (e.g. postgresql://user@host/db) or SQLite file path (default runs/sweeps/<study>.db)")
-    sweep.add_argument("--timeout", type=float, metavar="S", help="start no new trial after S seconds; then conclude with the best so far")
-    sweep.add_argument("--seeds", type=int, default=3, help="seeds the best config is re-run with through `run` (default 3; 0: none)")
-    sweep.add_argument("--seed", type=int, default=0, help="seed of the trials and of the TPE sampler (default 0); re-runs use seed, seed+1, ...")
-    sweep.add_argument("--pruner", choices=["median", "none"], default="median", help="median: stop a trial whose validation NDCG@10 is below the median of earlier trials at the same epoch (default)")
-    sweep.add_argument("--prune-warmup", type=int, default=5, metavar="EPOCHS", help="epochs every trial runs before it can be pruned (default 5)")
-    sweep.add_argument("--space", metavar="FILE.yaml", help="search space file (default sweeps/<model>.yaml)")
-    sweep.add_argument("--config", metavar="FILE.yaml", help="flat YAML of fixed config keys (removed from the search)")
-    sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="fix one config key for every trial, e.g. --set max_epochs=30 (repeatable)")
-    sweep.add_argument("--max-epochs", type=int, help="maximum training epochs of every trial and re-run")
-    sweep.add_argument("--accelerator", choices=["cpu", "gpu", "auto"], help="default cpu")
-    sweep.add_argument("--devices", type=int, help="processes/devices per trial (default 1)")
-    sweep.add_argument("--num-nodes", type=int, help="machines per trial (default 1; see README, Running at scale)")
-    sweep.add_argument("--strategy", choices=["auto", "ddp"], help="default auto")
-    sweep.add_argument("--out", default=".", help="folder that receives runs/sweeps/ and the re-runs' runs/<run_id>/ (default: current folder)")
-    sweep.add_argument("--no-progress", action="store_true", help="hide Lightning's progress bars (the per-trial lines stay)")
-    sweep.add_argument("--output", metavar="FILE.json", help="also write the summary as JSON")
-
-
-def cmd_sweep(args: argparse.Namespace) -> None:
-    from benchmark.cli import write_output
-
-    overrides = load_config_file(args.config) if args.config else {}
-    overrides.update(parse_set_options(args.overrides))
-    for key in ("max_epochs", *DEVICE_KEYS):
-        if getattr(args, key) is not None:
-            overrides[key] = getattr(args, key)
-    options = SweepOptions(
-        model=args.model, data=args.data, trials=args.trials, raw_dir=args.raw_dir, overrides=overrides, study=args.study,
-        storage=args.storage, timeout=args.timeout, seeds=args.seeds, seed=args.seed, out=args.out, pruner=args.pruner,
-        prune_warmup=args.prune_warmup, progress=not args.no_progress, space_file=args.space,
-    )  # fmt: skip
-    summary = run_sweep(options)
-    if summary is None:
-        return
-    print_summary(summary)
-    write_output(args.output, summary)

@@ -49,8 +49,8 @@ from torch import nn
 
 from benchmark.data.features import ItemFeatures
 from benchmark.errors import BenchmarkError
+from llm4rec.config import MODALITIES
 
-MODALITIES = ("id", "text", "categorical", "numerical", "image")
 
 FusionKind = Literal["adaptive", "mean"]
 

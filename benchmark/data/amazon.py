@@ -67,6 +67,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from benchmark.data import jsonl
+from benchmark.data.names import category_key, is_category  # noqa: F401 (re-exported)
 from benchmark.data.jsonl import ID, INT, LIST, LIST_OR_DICT, NUMBER, PRICE, TEXT, TEXT_OR_LIST, FieldError, Records, Source
 from benchmark.data.raw import RATING_RANGE, TIMESTAMP_RANGE, RawData, bad_ratings, bad_timestamps
 from benchmark.errors import BenchmarkError, reading
@@ -79,19 +80,7 @@ DEFAULT_CATEGORY = "Electronics"
 REVIEW_NAMES = ("{}_5.json", "{}.json", "{}.jsonl", "reviews_{}_5.json", "reviews_{}.json")
 META_NAMES = ("meta_{}.json", "meta_{}.jsonl")
 _SEPARATORS = re.compile(r"[\s_\-]+")
-_CATEGORY_KEY = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
 _SMALL_WORDS = {"a", "and", "for", "in", "of", "on", "or", "the"}
-
-
-def category_key(category: str) -> str:
-    """The form names are compared in: lower case, runs of spaces/underscores/hyphens -> "_"
-    ("Musical Instruments", "musical-instruments" -> "musical_instruments")."""
-    return _SEPARATORS.sub("_", category.strip().lower()).strip("_")
-
-
-def is_category(category: str) -> bool:
-    """Whether ``category`` can name a category's files (letters, digits and separators)."""
-    return _CATEGORY_KEY.fullmatch(category_key(category)) is not None
 
 
 def file_stem(category: str) -> str:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from benchmark.config import DataConfig
+from benchmark.data.names import AMAZON_PREFIX, DATASET_NAMES, REGISTERED, amazon_category, canonical_name  # noqa: F401 (re-exported)
 from benchmark.data import amazon, movielens, prepare, s3rec, yelp
 from benchmark.data.download import ML_25M, ML_LATEST_SMALL, Download, download_dataset
 from benchmark.data.raw import RawData
@@ -202,23 +203,6 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
-AMAZON_PREFIX = "amazon-"
-
-
-def amazon_category(name: str) -> str | None:
-    """The category key of an ``amazon-<category>`` name ("amazon-Musical_Instruments" ->
-    "musical_instruments"); None for any other name."""
-    if not name.lower().startswith(AMAZON_PREFIX) or not amazon.is_category(name[len(AMAZON_PREFIX) :]):
-        return None
-    return amazon.category_key(name[len(AMAZON_PREFIX) :])
-
-
-def canonical_name(name: str) -> str:
-    """``amazon-<category>`` in its canonical spelling (lower case, hyphens); other names unchanged."""
-    category = amazon_category(name) if name not in DATASETS else None
-    return AMAZON_PREFIX + category.replace("_", "-") if category is not None else name
-
-
 @functools.lru_cache(maxsize=None)
 def _amazon_category_spec(name: str) -> DatasetSpec:
     category = amazon_category(name)
@@ -237,21 +221,7 @@ def get_dataset(name: str) -> DatasetSpec:
     raise BenchmarkError(f"unknown dataset {name!r}; choose from: {', '.join(DATASETS)}, or amazon-<category> for any Amazon review category")
 
 
-class DatasetNames:
-    """The ``--data`` choices (argparse ``choices=``, with ``type=canonical_name``): every
-    registered name and ``amazon-<category>``; listing shows the registered names and the pattern."""
 
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and (name in DATASETS or amazon_category(name) is not None)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter([*DATASETS, AMAZON_PREFIX + "<category>"])
-
-    def __len__(self) -> int:
-        return len(DATASETS) + 1
-
-
-DATASET_NAMES = DatasetNames()
 
 
 def default_raw_dir(name: str) -> Path:

@@ -31,6 +31,7 @@ test server); pinned checksums still apply to a mirror.
 
 from __future__ import annotations
 
+import logging
 import hashlib
 import http.client
 import os
@@ -48,6 +49,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from benchmark.errors import ENVIRONMENT_ERRNOS, BenchmarkError, cannot_write
+
+LOG = logging.getLogger(__name__)  # progress and notes: the CLI shows them on stderr
 
 DOWNLOAD_URL_ENV = "BENCHMARK_DOWNLOAD_URL"
 TIMEOUT_SECONDS = 60.0
@@ -138,7 +141,7 @@ def fetch(url: str, dest: Path, expected_md5: str | None, *, progress: bool = Tr
             length = response.headers.get("Content-Length")
             total = start + int(length) if length is not None else None
             verb = "resuming" if start else "downloading"
-            print(f"{verb} {url} -> {dest}", file=sys.stderr)
+            LOG.info(f"{verb} {url} -> {dest}")
             with open(part, "ab" if start else "wb") as fh, tqdm(
                 total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
                 desc=dest.name, disable=not progress, file=sys.stderr,
@@ -252,7 +255,7 @@ def download_dataset(name: str, source: Download, raw_dir: Path, required: tuple
             raise
         raise cannot_write(exc.filename or raw_dir.parent, exc, "the extracted raw files") from None
     archive.unlink(missing_ok=True)
-    print(f"{name}: raw files in {raw_dir}", file=sys.stderr)
+    LOG.info(f"{name}: raw files in {raw_dir}")
     return raw_dir
 
 

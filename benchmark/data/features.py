@@ -42,6 +42,7 @@ slug>``, each written into a temporary folder and renamed into place.
 
 from __future__ import annotations
 
+import logging
 import hashlib
 import json
 import re
@@ -59,6 +60,8 @@ import pandas as pd
 from benchmark.data.prepare import PreparedData, cache_root
 from benchmark.errors import BenchmarkError
 from benchmark.files import atomic_dir, atomic_file, atomic_write_bytes
+
+LOG = logging.getLogger(__name__)  # progress and notes: the CLI shows them on stderr
 
 DEFAULT_TEXT_ENCODER = "all-MiniLM-L6-v2"
 RANDOM_CNN = "random-cnn"
@@ -309,7 +312,7 @@ def fetch_images(urls: list[str | None], dataset: str, *, progress: bool = True)
                 continue
         out.append(path)
     if failed:
-        print(f"{dataset}: {failed} image downloads failed; those items count as without image", file=sys.stderr)
+        LOG.warning(f"{dataset}: {failed} image downloads failed; those items count as without image")
     return out
 
 
@@ -413,7 +416,7 @@ def encode_images(paths: list[Path | None], encoder: ImageEncoder, *, batch_size
             out[rows] = encoder.encode(images)
             mask[rows] = True
     if unreadable:
-        print(f"{unreadable} image files could not be read; those items count as without image", file=sys.stderr)
+        LOG.warning(f"{unreadable} image files could not be read; those items count as without image")
     return out, mask
 
 
@@ -535,7 +538,7 @@ def item_features(
             start = time.perf_counter()
             texts = item_texts(items)
             model = load_text_encoder(text_encoder)
-            print(f"{data.name}: encoding the text of {sum(map(bool, texts))} items with {text_encoder}", file=sys.stderr)
+            LOG.info(f"{data.name}: encoding the text of {sum(map(bool, texts))} items with {text_encoder}")
             vectors, mask = encode_texts(texts, model, batch_size=batch_size, progress=progress)
             meta = {"encoder": text_encoder, "dim": int(vectors.shape[1]), "seconds": round(time.perf_counter() - start, 3)}
             _save_part(part, {"features": vectors, "mask": mask}, meta)
@@ -556,7 +559,7 @@ def item_features(
             start = time.perf_counter()
             encoder = load_image_encoder(image_encoder)
             if encoder.for_testing_only:
-                print(f"note: {encoder.name} is a random-init encoder for tests only; never report results with it", file=sys.stderr)
+                LOG.warning(f"note: {encoder.name} is a random-init encoder for tests only; never report results with it")
             vectors, mask = encode_images(paths, encoder, batch_size=batch_size, progress=progress)
             meta = {"encoder": encoder.name, "dim": encoder.dim, "for_testing_only": encoder.for_testing_only,
                     "manifest": manifest, "seconds": round(time.perf_counter() - start, 3)}  # fmt: skip

@@ -30,8 +30,7 @@ from torch import nn
 from benchmark.errors import BenchmarkError
 from benchmark.files import atomic_dir
 
-SMOLLM2 = "smollm2-135m"
-TINY = "tiny-llama"
+from benchmark.llm import SMOLLM2, TINY  # noqa: F401 (re-exported: the names of the two built-in backbones)
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 BackboneMode = Literal["lora", "full", "frozen"]

@@ -264,5 +264,5 @@ def test_runner_uses_text_and_the_images_present(tiny_ml: Path, tmp_path: Path) 
     has_image = model.image_present
     assert 0.4 < has_image.float().mean() < 0.6
     torch.testing.assert_close(torch.sparse.sum(model.item_graph, 1).to_dense(), torch.ones(model.n_items))
-    record = run(cfg, tmp_path / "out", progress=False)
+    record = run(cfg, tmp_path / "out", progress=False).to_dict()
     assert record["status"] == "completed" and record["metrics"]["test"]["ndcg@10"] > 0

@@ -257,5 +257,5 @@ def test_runner_uses_text_and_the_images_present(tiny_ml: Path, tmp_path: Path) 
     model = build_model(cfg, load_dataset("synthetic-ml", raw_dir=raw), progress=False)
     assert model.modalities == ["text", "image"]
     assert 0.4 < model.present[:, 1].float().mean() < 0.6 and bool(model.present[:, 0].all())
-    record = run(cfg, tmp_path / "out", progress=False)
+    record = run(cfg, tmp_path / "out", progress=False).to_dict()
     assert record["status"] == "completed" and record["metrics"]["test"]["ndcg@10"] > 0

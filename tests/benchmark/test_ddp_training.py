@@ -38,7 +38,7 @@ def personal_ml(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _single(raw: Path, out: Path, model: str, seed: int, overrides: dict) -> dict:
     os.environ.pop("BENCHMARK_RUN_ID", None)
-    return run(resolve(model, "synthetic-ml", overrides, seed=seed, raw_dir=str(raw)), out, progress=False)
+    return run(resolve(model, "synthetic-ml", overrides, seed=seed, raw_dir=str(raw)), out, progress=False).to_dict()
 
 
 def test_two_process_ddp_training_matches_one_process(personal_ml: Path, tmp_path: Path) -> None:
@@ -92,7 +92,7 @@ def test_num_nodes_reaches_lightning_from_run_evaluate_and_sweep(monkeypatch: py
         with pytest.raises(_Captured):
             main([*argv, *flags])
     cfg = seen["run"][0][0]
-    trainer = runner._trainer(cfg.train_config, max_epochs=1, callbacks=[], logger=False, progress=False)
+    trainer = runner.make_trainer(cfg.train_config, max_epochs=1, callbacks=[], logger=False, progress=False)
     assert trainer.num_nodes == 3 and trainer.num_devices == 2 and cfg.train_config.hardware.strategy == "ddp"
     assert seen["evaluate"][1]["overrides"]["num_nodes"] == 3  # applied to the checkpoint's TrainConfig
     assert seen["sweep"][0][0].overrides == {"accelerator": "cpu", "devices": 2, "num_nodes": 3, "strategy": "ddp"}

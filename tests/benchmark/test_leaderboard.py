@@ -26,7 +26,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from benchmark import leaderboard, leaderboard_submission
+from benchmark import leaderboard
+from benchmark.leaderboard import submission as leaderboard_submission
 from benchmark.cli import main
 from benchmark.config import config_hash
 from benchmark.data import prepare
@@ -168,7 +169,7 @@ def test_valid_submission_gets_recomputed_metrics_and_duplicates_are_refused(dat
     declared = {name: _sha256(ml_small / name) for name in ("links.csv", "movies.csv", "ratings.csv", "tags.csv")}
     assert declared == leaderboard.DECLARED_RAW_FILES[DATASET]
     assert saved["data"] == {"identity": leaderboard.data_identity(DATASET, declared), "raw_files": declared,
-                             "fixed_by": "declared in benchmark.leaderboard_board"}  # fmt: skip
+                             "fixed_by": "declared in benchmark.leaderboard.board"}  # fmt: skip
     assert entry["data_identity"] == saved["data"]["identity"] and entry["preparation_version"] == PREPARATION_VERSION
     assert entry["dataset_fingerprint"] == data.fingerprint and entry["data_source"] == "real" and entry["verified"] is True
     assert entry["protocol"] == {"split": "loo", "eval_protocol": "full", "ks": [5, 10, 20]}
@@ -301,7 +302,7 @@ def test_simulated_files_under_a_real_name_are_refused(tiny_ml: Path, tmp_path: 
         (sim / name).unlink()
     unmarked = load_dataset(DATASET, raw_dir=sim)
     assert unmarked.source == "real" and unmarked.fingerprint == fake.fingerprint  # same files, same preparation
-    err = _refused(submit(lists, meta, board_dir, sim), capsys, "these are not the board's data", "declared in benchmark.leaderboard_board")
+    err = _refused(submit(lists, meta, board_dir, sim), capsys, "these are not the board's data", "declared in benchmark.leaderboard.board")
     for name in ("links.csv", "movies.csv", "ratings.csv", "tags.csv"):
         assert f"- {name}: SHA-256 {_sha256(sim / name)[:16]}... here, {leaderboard.DECLARED_RAW_FILES[DATASET][name][:16]}... on the board" in err
     assert not board_dir.exists() or not (board_dir / f"{DATASET}.json").exists()
@@ -651,8 +652,8 @@ def test_render_escapes_injected_strings(tmp_path: Path) -> None:
     static = re.sub(r'(<script type="application/json"[^>]*>).*?</script>', r"\1</script>", page, flags=re.DOTALL)
     assert "innerHTML" not in page and not re.search(r"\b(src|href)=|@import|url\(", static)  # no external assets
     # the script and the style are the package's static files, inlined; the CSP allows exactly them
-    script = (ROOT / "benchmark" / "leaderboard_page.js").read_text()
-    style = (ROOT / "benchmark" / "leaderboard_page.css").read_text()
+    script = (ROOT / "benchmark" / "leaderboard" / "page.js").read_text()
+    style = (ROOT / "benchmark" / "leaderboard" / "page.css").read_text()
     assert f"<script>{script}</script>" in page and f"<style>{style}</style>" in page
     assert f"style-src {_csp_source(style)}; script-src {_csp_source(script)};" in page and "unsafe-inline" not in page
 
@@ -671,7 +672,7 @@ def test_render_escapes_injected_strings(tmp_path: Path) -> None:
     assert "<script" not in readme and "<img" not in readme and "&lt;script&gt;" in readme
     assert "javascript:" not in readme and "[paper](<https://example.org/p>)" in readme
     assert readme.count("\n## ") == len(REAL) and readme.count("No verified entries yet.") == len(REAL) - 2
-    assert f"Data identity `{board_data['identity'][:16]}` (declared in benchmark.leaderboard\\_board)" in readme
+    assert f"Data identity `{board_data['identity'][:16]}` (declared in benchmark.leaderboard.board)" in readme
     lines = [ln for ln in readme.splitlines() if re.match(r"\| \d+ \| ", ln)]
     assert [ln.split(" | ")[1] for ln in lines] == ["Only25m", "Zeta", "Beta", "alpha", leaderboard._md(INJECTED)]  # registry order, then NDCG@10
     assert "| 0.3000 | 0.5000 |" in lines[1] and "| 0.2500 ± 0.0100 | 0.4500 ± 0.0200 |" in lines[2]
@@ -687,7 +688,7 @@ def test_render_escapes_injected_strings(tmp_path: Path) -> None:
 
 def test_the_public_functions_stay_in_benchmark_leaderboard() -> None:
     for name in ("submit", "render", "render_html", "render_markdown", "remove", "load_board", "load_meta", "validate_meta",
-                 "find_duplicate", "add_parsers", "cmd_submit", "cmd_leaderboard", "predictions_hash", "check_url", "name_key"):  # fmt: skip
+                 "find_duplicate", "predictions_hash", "check_url", "name_key"):  # fmt: skip
         assert callable(getattr(leaderboard, name)), name
     assert leaderboard.MAX_PREDICTIONS_BYTES == 512 * 2**20 and leaderboard.OFFICIAL_PROTOCOL == {"split": "loo", "eval_protocol": "full"}
 

@@ -64,7 +64,7 @@ def test_features_are_extracted_cached_and_passed_to_the_model(category_bpr: Non
     from benchmark.runner import resolve, run
 
     cfg = resolve("category-bpr", "synthetic-ml", {"max_epochs": 2, "text_encoder": None}, raw_dir=str(tiny_ml))
-    record = run(cfg, tmp_path, progress=False)
+    record = run(cfg, tmp_path, progress=False).to_dict()
     (features,) = CategoryBPR.received
     assert features.n_items == record["dataset_stats"]["n_items"]
     assert features.categorical["categories"].multi_hot().sum(1).min() >= 1  # every simulated movie has a genre

@@ -95,9 +95,11 @@ def test_pop_is_saved_and_restored(tiny_ml: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        (["run", "--model", "nope", "--data", "synthetic-ml"], "choose from 'pop', 'bpr', 'sasrec'"),
+        (["run", "--model", "nope", "--data", "synthetic-ml"], "`python -m benchmark models` lists them"),
+        (["run", "--model", "sasrc", "--data", "synthetic-ml"], "unknown model 'sasrc' (did you mean 'sasrec'?)"),
         (["run", "--model", "bpr", "--data", "nope"], "ml-latest-small"),
         (["data", "info", "--data", "nope"], "synthetic-ml"),
+        (["run", "--model", "bpr", "--data", "ml-latest-smal"], "(did you mean 'ml-latest-small'?)"),
     ],
 )
 def test_unknown_names_list_the_choices(argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -109,14 +111,30 @@ def test_unknown_names_list_the_choices(argv: list[str], expected: str, capsys: 
 def test_unknown_set_key_lists_the_valid_keys(tiny_ml: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["run", "--model", "bpr", "--data", "synthetic-ml", "--raw-dir", str(tiny_ml), "--set", "embeding_dim=8", "--out", str(tmp_path)])
     err = capsys.readouterr().err
-    assert code == 2 and "embeding_dim" in err and "embedding_dim" in err and "Traceback" not in err
+    assert code == 2 and "unknown config key 'embeding_dim' (did you mean 'embedding_dim'?)" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("argv", [[], ["run"], ["evaluate"], ["data"], ["data", "prepare"], ["data", "info"], ["models"], ["datasets"]])
-def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+COMMANDS = [["run"], ["evaluate"], ["data"], ["data", "prepare"], ["data", "info"], ["data", "synth"], ["data", "export-split"],
+            ["features"], ["models"], ["datasets"], ["collect"], ["compare"], ["sweep"], ["ablation"], ["submit"], ["leaderboard"],
+            ["perf"], ["perf", "eval"], ["perf", "train"], ["perf", "data"]]  # fmt: skip
+
+
+@pytest.mark.parametrize("argv", [[], *COMMANDS], ids=lambda a: " ".join(a) or "top")
+def test_every_command_has_help_with_an_example(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main([*argv, "--help"])
-    assert info.value.code == 0 and "usage:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert info.value.code == 0 and "usage:" in out and "examples:\n  python -m benchmark " in out
+
+
+def test_help_imports_no_model_and_no_data_library() -> None:
+    """The parser is built from name tables only: --help and `models` answer at once."""
+    import subprocess
+    import sys
+
+    code = "import sys; from benchmark.cli import build_parser; build_parser(); print(sorted(m for m in ('torch', 'pandas', 'lightning', 'numpy') if m in sys.modules))"
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert shown == "[]"
 
 
 def test_data_info_output(tiny_ml: Path, tmp_path: Path) -> None:

@@ -22,7 +22,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 import benchmark.sweep as sweep
-from benchmark.cli import _overrides, build_parser, main
+from benchmark.cli import build_parser, main
+from benchmark.cli.common import overrides as _overrides
 from benchmark.config import DataConfig, load_config_file
 from benchmark.data.datasets import load_dataset
 from benchmark.errors import BenchmarkError

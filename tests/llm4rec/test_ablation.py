@@ -92,7 +92,7 @@ def test_grid_summary_and_reuse(tmp_path, monkeypatch) -> None:
     assert row["p_seeds vs full"] < 1e-10 and row["p_bootstrap vs full"] == pytest.approx(1e-4)
     assert row["ci_low vs full"] < row["ci_high vs full"] < 0 and row["n_seeds vs full"] == 2
     assert row["p_bootstrap holm vs full"] == pytest.approx(2e-4)  # two variants in the family
-    header, *rows = ablation.print_summary(summary)
+    header, *rows = ablation.summary_rows(summary)
     assert "p seeds (Holm)" in header and any("0.0250 / 0.0260" in str(c) for c in rows[0])
     assert full["test_users_per_s"] == pytest.approx(2.0)  # 4 users in 2 s
     # a second grid reuses every completed (variant, seed) with the same configuration

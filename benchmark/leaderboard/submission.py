@@ -2,7 +2,7 @@
 
 ``submit`` never trusts a reported number or a claimed origin: it recomputes every metric of
 every seed's lists on the official split, checks the raw files against the board's data
-identity (``benchmark.leaderboard_board``) and refuses simulator output, dirty code versions,
+identity (``benchmark.leaderboard.board``) and refuses simulator output, dirty code versions,
 look-alike duplicates and malformed or oversize files. The rules are stated in
 ``benchmark.leaderboard``.
 """
@@ -30,7 +30,7 @@ from benchmark.data.datasets import (
     simulator_markers,
 )
 from benchmark.errors import BenchmarkError
-from benchmark.leaderboard_board import (
+from benchmark.leaderboard.board import (
     DEFAULT_DIR,
     OFFICIAL_PROTOCOL,
     board_path,
@@ -48,9 +48,7 @@ from benchmark.provenance import code_version
 
 # Limits: the largest real dataset (Yelp, ~300k users after 5-core, 22-character ids) at
 # 20 ranks per user is about 300 MB of TSV; a meta file is a few hundred bytes.
-MAX_PREDICTIONS_BYTES = 512 * 2**20
-MAX_META_BYTES = 64 * 2**10
-MAX_SEEDS = 20
+from benchmark.leaderboard import MAX_META_BYTES, MAX_PREDICTIONS_BYTES, MAX_SEEDS  # noqa: E402 (the package holds the limits)
 MAX_NAME_CHARS = 80
 MAX_AUTHORS = 30
 MAX_URL_CHARS = 300

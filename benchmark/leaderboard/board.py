@@ -27,7 +27,7 @@ from benchmark.files import atomic_write_text
 
 SCHEMA_VERSION = 2  # 2: the board's data identity; entries with seeds, data identity and preparation version
 READABLE_SCHEMAS = (1, 2)
-DEFAULT_DIR = "leaderboards"
+from benchmark.leaderboard import DEFAULT_DIR  # noqa: E402
 # The official protocol of every leaderboard: default preparation, per-user leave-one-out
 # split, full ranking over all items.
 OFFICIAL_PROTOCOL = {"split": "loo", "eval_protocol": "full"}
@@ -82,7 +82,7 @@ def official_data(board: dict[str, Any]) -> dict[str, Any] | None:
     dataset = board["dataset"]
     if dataset in DECLARED_RAW_FILES:
         files = DECLARED_RAW_FILES[dataset]
-        return {"identity": data_identity(dataset, files), "raw_files": dict(files), "fixed_by": "declared in benchmark.leaderboard_board"}
+        return {"identity": data_identity(dataset, files), "raw_files": dict(files), "fixed_by": "declared in benchmark.leaderboard.board"}
     data = board.get("data")
     if isinstance(data, dict) and isinstance(data.get("raw_files"), dict):
         files = {str(k): str(v) for k, v in data["raw_files"].items()}
@@ -173,7 +173,7 @@ def seed_hashes(entry: dict[str, Any]) -> set[str]:
 def find_duplicate(board: dict[str, Any], entry: dict[str, Any]) -> str | None:
     """Why ``entry`` duplicates one already on ``board``, or None: the same lists (of any seed),
     or the same model, authors and config hash, names compared by ``name_key``."""
-    from benchmark.leaderboard_submission import identity_key
+    from benchmark.leaderboard.submission import identity_key
 
     mine = identity_key(entry["model"], entry["authors"], entry["config_hash"])
     lists = seed_hashes(entry) if entry.get("predictions_sha256") else set()

@@ -1,6 +1,6 @@
 """The leaderboard pages: ``leaderboards/README.md`` and the self-contained ``index.html``.
 
-The HTML page inlines ``leaderboard_page.js`` and ``leaderboard_page.css`` (package files,
+The HTML page inlines ``page.js`` and ``page.css`` (package files,
 read with importlib.resources): no external assets. Its data are embedded as escaped JSON
 and put into the page with ``textContent`` only, and its Content-Security-Policy lets only
 that exact script and style run. What an auditor gets: one tab per dataset (``index.html#<dataset>``
@@ -26,7 +26,7 @@ from typing import Any
 from benchmark.data.datasets import get_dataset
 from benchmark.errors import BenchmarkError
 from benchmark.files import atomic_write_text
-from benchmark.leaderboard_board import (
+from benchmark.leaderboard.board import (
     DEFAULT_DIR,
     ID_CHARS,
     SORT_METRIC,
@@ -37,7 +37,7 @@ from benchmark.leaderboard_board import (
     rank_key,
     real_datasets,
 )
-from benchmark.leaderboard_submission import check_url
+from benchmark.leaderboard.submission import check_url
 
 REPRODUCE = "python -m benchmark reproduce {id}"
 
@@ -189,8 +189,8 @@ def embed_json(payload: Any) -> str:
 
 
 def page_asset(name: str) -> str:
-    """The text of a static page file shipped in the package (``leaderboard_page.js``/``.css``)."""
-    return resources.files("benchmark").joinpath(name).read_text(encoding="utf-8")
+    """The text of a static page file shipped in the package (``page.js``/``.css``)."""
+    return resources.files("benchmark.leaderboard").joinpath(name).read_text(encoding="utf-8")
 
 
 def page_columns() -> list[dict[str, Any]]:
@@ -217,7 +217,7 @@ def _csp_hash(text: str) -> str:
 
 def render_html(boards: dict[str, dict[str, Any]]) -> str:
     """The self-contained ``index.html``."""
-    script, style = page_asset("leaderboard_page.js"), page_asset("leaderboard_page.css")
+    script, style = page_asset("page.js"), page_asset("page.css")
     payload = {
         "columns": page_columns(),
         "datasets": [
