@@ -29,7 +29,7 @@ of the mean.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Literal
 
 import torch
 from torchmetrics import Metric
@@ -55,7 +55,13 @@ __all__ = [
     "Recall",
     "TopKMetric",
     "ValidRatio",
+    "Direction",
+    "FAMILIES",
+    "MetricInfo",
     "average_precision",
+    "metric_catalogue",
+    "metric_directions",
+    "metric_info",
     "hr",
     "mrr",
     "ndcg",
@@ -137,14 +143,29 @@ def average_precision(hits: torch.Tensor, n_relevant: torch.Tensor, k: int) -> t
 # --- metric classes --------------------------------------------------------------------
 
 
+Direction = Literal["higher", "lower", "zero"]  # "zero": the signed value is best when |x| is closest to 0
+FAMILIES = ("accuracy", "diversity", "fairness")  # result tables order their columns by family
+
+
 class RankingMetric(Metric):
-    """A metric at cut-off ``k`` updated with ``RankedBatch``es; reported as ``key``."""
+    """A metric at cut-off ``k`` updated with ``RankedBatch``es; reported as ``key``.
+
+    ``direction`` and ``family`` are the one declaration of which values are better and where
+    the metric belongs; result tables, legends and markers read them (``metric_catalogue``).
+    """
 
     name: ClassVar[str]
+    family: ClassVar[str]
+    direction: ClassVar[Direction] = "higher"
     per_user: ClassVar[bool] = False  # has a per-user value (``user_values``) for significance tests
     is_differentiable = False
     higher_is_better = True
     full_state_update = False
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        # torchmetrics' own flag follows ``direction``; "closest to 0" is neither higher nor lower
+        cls.higher_is_better = {"higher": True, "lower": False, "zero": None}[cls.direction]
 
     def __init__(self, k: int, **kwargs: object) -> None:
         super().__init__(**kwargs)
@@ -172,6 +193,7 @@ class TopKMetric(RankingMetric):
     """
 
     fn: ClassVar[Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]]
+    family = "accuracy"
     per_user = True
 
     def __init__(self, k: int, **kwargs: object) -> None:
@@ -300,6 +322,7 @@ class Coverage(_Exposure):
     """Coverage@k = |union of the top-k lists| / n_items."""
 
     name = "coverage"
+    family = "diversity"
 
     def compute(self) -> torch.Tensor:
         return (self.exposure > 0).sum().to(torch.float64) / self.n_items
@@ -309,7 +332,8 @@ class Gini(_Exposure):
     """Gini@k of the exposure counts of all catalogue items (zeros included): 0 = equal, ->1 = concentrated."""
 
     name = "gini"
-    higher_is_better = False
+    family = "diversity"
+    direction = "lower"
 
     def compute(self) -> torch.Tensor:
         c = self.exposure.to(torch.float64).sort().values
@@ -324,6 +348,7 @@ class Entropy(_Exposure):
     """Entropy@k = -sum p_i ln p_i over items, p_i = c_i / sum c (nats)."""
 
     name = "entropy"
+    family = "diversity"
 
     def compute(self) -> torch.Tensor:
         c = self.exposure.to(torch.float64)
@@ -344,7 +369,8 @@ class GroupDisparity(RankingMetric):
     """
 
     name = "groupdisparity"
-    higher_is_better = False
+    family = "fairness"
+    direction = "lower"
 
     def __init__(self, k: int, item_group: torch.Tensor, **kwargs: object) -> None:
         super().__init__(k, **kwargs)
@@ -372,6 +398,7 @@ class TailShare(RankingMetric):
     """TailShare@k = share of all filled top-k slots (valid items) that hold a long-tail item."""
 
     name = "tailshare"
+    family = "fairness"
 
     def __init__(self, k: int, is_tail: torch.Tensor, **kwargs: object) -> None:
         super().__init__(k, **kwargs)
@@ -396,6 +423,7 @@ class Novelty(_MeanOverUsers):
     Users with an empty list are left out."""
 
     name = "novelty"
+    family = "diversity"
 
     def __init__(self, k: int, self_information: torch.Tensor, **kwargs: object) -> None:
         super().__init__(k, **kwargs)
@@ -416,6 +444,7 @@ class ILD(_MeanOverUsers):
     """
 
     name = "ild"
+    family = "diversity"
 
     def __init__(self, k: int, features: torch.Tensor, **kwargs: object) -> None:
         super().__init__(k, **kwargs)
@@ -446,7 +475,8 @@ class UserGapNDCG(RankingMetric):
     """
 
     name = "usergap-ndcg"
-    higher_is_better = False  # closer to 0 is fairer; reported signed
+    family = "fairness"
+    direction = "zero"  # reported signed (active - inactive); 0 is the fair value
 
     def __init__(self, k: int, is_active: torch.Tensor, **kwargs: object) -> None:
         super().__init__(k, **kwargs)
@@ -480,6 +510,7 @@ class TrueNDCG(_MeanOverUsers):
     batches without true relevance are ignored."""
 
     name = "ndcg-true"
+    family = "accuracy"
 
     def _values(self, ranked: RankedBatch) -> tuple[torch.Tensor, torch.Tensor]:
         if ranked.true_gains is None or ranked.ideal_gains is None:
@@ -506,6 +537,41 @@ BEYOND_METRICS: dict[str, tuple[type[RankingMetric], str]] = {
     "usergap-ndcg": (UserGapNDCG, "is_active"),
     "groupdisparity": (GroupDisparity, "item_group"),
 }
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What a report needs to know about one ranking metric."""
+
+    name: str
+    family: str
+    direction: Direction
+    per_user: bool
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether value ``a`` is strictly better than ``b`` under this metric's direction."""
+        if self.direction == "zero":
+            return abs(a) < abs(b)
+        return a > b if self.direction == "higher" else a < b
+
+
+def metric_catalogue() -> list[MetricInfo]:
+    """Every ranking metric the harness reports, grouped by family in ``FAMILIES`` order
+    (within a family, registry order): the column order of result tables."""
+    classes: list[type[RankingMetric]] = [*ACCURACY_METRICS.values(), TrueNDCG, *(cls for cls, _ in BEYOND_METRICS.values())]
+    infos = [MetricInfo(cls.name, cls.family, cls.direction, cls.per_user) for cls in classes]
+    return sorted(infos, key=lambda info: FAMILIES.index(info.family))  # stable: keeps registry order
+
+
+def metric_directions() -> dict[str, Direction]:
+    """Every ranking metric's name and its direction ("higher", "lower" or "zero": |x| closest to 0)."""
+    return {info.name: info.direction for info in metric_catalogue()}
+
+
+def metric_info(key: str) -> MetricInfo | None:
+    """The metric of a reported key such as ``ndcg@10`` (or a bare name); None for a name no metric has."""
+    name = key.split("@", 1)[0]
+    return next((info for info in metric_catalogue() if info.name == name), None)
 
 
 # --- text metrics: generated explanations against held-out references -----------------------

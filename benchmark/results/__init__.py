@@ -1,0 +1,54 @@
+"""`python -m benchmark collect`: comparison, ablation and cross-dataset tables, and plots, from run records.
+
+- ``loading``: run records read through ``benchmark.records`` (``RunRecord``), checked, and
+  grouped by protocol; a record a table cannot use is skipped with its reason.
+- ``tables``: the tables (mean ± std over seeds, ranks, paired tests over users with Holm
+  adjustment, ablation deltas, duplicate columns under one held-out item per user).
+- ``render``: Markdown, CSV, LaTeX and HTML (pandas Styler), JSON.
+- ``plots``: PNG plots.
+- ``command``: ``add_collect_parser`` and ``cmd_collect``.
+
+Metric names, families and directions come from ``benchmark.metrics.metric_catalogue``.
+"""
+
+from benchmark.results.command import (
+    EXTENSIONS,
+    add_collect_parser,
+    cmd_collect,
+    output_format,
+)
+from benchmark.results.loading import Protocol, Setting, load_runs
+from benchmark.results.plots import (
+    Plot,
+    make_plots,
+    plot_ablation,
+    plot_accuracy_fairness,
+    plot_across_datasets,
+    plot_ndcg_by_popularity,
+    plot_streaming,
+    streaming_windows,
+)
+from benchmark.results.render import FORMATS, latex_escape, render
+from benchmark.results.tables import (
+    BETTER,
+    POPULARITY_COLUMN,
+    TESTS,
+    WORSE,
+    Cell,
+    Collection,
+    CrossTable,
+    Row,
+    Table,
+    build_tables,
+    collect,
+    collect_across_datasets,
+    duplicate_columns,
+)
+
+__all__ = [
+    "BETTER", "EXTENSIONS", "FORMATS", "POPULARITY_COLUMN", "TESTS", "WORSE", "Cell", "Collection", "CrossTable", "Plot",
+    "Protocol", "Row", "Setting", "Table", "add_collect_parser", "build_tables", "cmd_collect", "collect",
+    "collect_across_datasets", "duplicate_columns", "latex_escape", "load_runs", "make_plots", "output_format",
+    "plot_ablation", "plot_accuracy_fairness", "plot_across_datasets", "plot_ndcg_by_popularity", "plot_streaming",
+    "render", "streaming_windows",
+]  # fmt: skip
