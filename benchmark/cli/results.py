@@ -12,17 +12,25 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     collect = add_command(
         commands, "collect", text,
         description=f"{text}. Runs are never mixed across datasets, data fingerprints, splits, evaluation protocols or K sets: "
-        "each combination gets its own tables. Only runs with status 'completed' count; the others are listed as skipped.",
-        examples=["python -m benchmark collect --runs runs --plots plots", "python -m benchmark collect --runs runs --output table.tex"],
+        "each combination gets its own tables (--across-datasets: datasets side by side, one table per split, evaluation "
+        "protocol and K set). Only runs with status 'completed' count; the others are listed as skipped, with the reason.",
+        examples=["python -m benchmark collect --runs runs --plots plots", "python -m benchmark collect --runs runs --output table.tex",
+                  "python -m benchmark collect --runs runs --across-datasets --metrics ndcg,hr --output across.md"],
     )  # fmt: skip
     collect.add_argument("--runs", default="runs", metavar="DIR", help="folder of run folders <run_id>/result.json (default: runs)")
     collect.add_argument("--data", type=dataset_name, help="only this dataset's runs (default: all)")
-    collect.add_argument("--format", choices=("md", "csv", "latex", "html"), default="md",
-                         help="md (default), csv (long form: one line per model and metric), latex (booktabs) or html (self-contained page)")  # fmt: skip
-    collect.add_argument("--plots", metavar="DIR", help="also write PNG plots here: accuracy vs fairness, NDCG by test-item popularity, ablations, streaming windows")
-    collect.add_argument("--output", metavar="FILE", help="write the tables in --format to FILE (FILE.json: as JSON) and print the Markdown tables")
+    collect.add_argument("--format", choices=("md", "csv", "latex", "html", "json"),
+                         help="md (default), csv (long form: one line per model and metric), latex (booktabs), html (self-contained "
+                         "page) or json; with --output the extension decides, and a different --format is refused")  # fmt: skip
+    collect.add_argument("--output", metavar="FILE", help="write the tables to FILE (.md, .csv, .tex, .html or .json) and print them as Markdown")
+    collect.add_argument("--plots", metavar="DIR", help="also write PNG plots here: accuracy vs fairness, NDCG by test-item popularity, "
+                         "ablations, streaming windows; with --across-datasets, one panel per dataset")  # fmt: skip
     collect.add_argument("--k", type=int, default=10, help="cut-off of every column (default 10)")
-    collect.add_argument("--alpha", type=float, default=0.05, help="significance level of the markers (default 0.05)")
+    collect.add_argument("--metrics", metavar="LIST", help="comma-separated columns, e.g. ndcg,hr,recall@20 (a bare name is @K); default: "
+                         "every metric the runs have (ndcg/hr with --across-datasets)")  # fmt: skip
+    collect.add_argument("--across-datasets", action="store_true", help="one table with the datasets as column groups (real data only unless --include-synthetic)")
+    collect.add_argument("--include-synthetic", action="store_true", help="with --across-datasets: add synthetic datasets, labelled SYNTHETIC")
+    collect.add_argument("--alpha", type=float, default=0.05, help="significance level of the ▲/▼ markers, on Holm-adjusted p (default 0.05)")
     collect.add_argument("--test", choices=("ttest", "wilcoxon"), default="ttest", help="paired test over users for the markers (default ttest)")
     collect.add_argument("--no-progress", action="store_true", help="hide progress bars")
     collect.set_defaults(handler=cmd_collect)
@@ -41,9 +49,39 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_collect(args: argparse.Namespace) -> None:
-    from benchmark.results import cmd_collect as collect_tables
+    import sys
 
-    collect_tables(args)
+    from tqdm import tqdm
+
+    from benchmark.errors import BenchmarkError
+    from benchmark.files import atomic_write_text
+    from benchmark.results import collect, collect_across_datasets, make_plots, output_format, render
+    from benchmark.results.render import render_markdown
+
+    fmt = output_format(args.output, args.format)
+    metrics = [m for m in args.metrics.split(",") if m.strip()] if args.metrics is not None else None
+    progress = None if args.no_progress else (lambda records: tqdm(records, desc="run records", unit="run", file=sys.stderr))
+    options = {"k": args.k, "alpha": args.alpha, "test": args.test, "metrics": metrics, "progress": progress}
+    if args.across_datasets:
+        if args.data:
+            raise BenchmarkError("--across-datasets puts every dataset side by side; --data keeps one (use one or the other)")
+        collection = collect_across_datasets(args.runs, include_synthetic=args.include_synthetic, **options)
+    else:
+        if args.include_synthetic:
+            raise BenchmarkError("--include-synthetic only applies to --across-datasets (per-dataset tables always include synthetic data, labelled)")
+        collection = collect(args.runs, args.data, **options)
+    if args.output:
+        path = atomic_write_text(args.output, render(collection, fmt))
+        print(render_markdown(collection))
+        print(f"wrote {path} ({fmt})")
+    else:
+        print(render(collection, fmt), end="")
+    if args.plots:
+        not_drawn: list[str] = []
+        for plot in make_plots(collection, args.plots, not_drawn):
+            print(f"plot ({plot.kind}): {plot.path}")
+        for line in not_drawn:
+            print(f"no plot {line}")
 
 
 def cmd_compare(args: argparse.Namespace) -> None:

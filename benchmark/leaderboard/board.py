@@ -24,6 +24,7 @@ from typing import Any
 from benchmark.data.datasets import DATASETS, get_dataset
 from benchmark.errors import BenchmarkError
 from benchmark.files import atomic_write_text
+from benchmark.metrics import metric_info
 
 SCHEMA_VERSION = 2  # 2: the board's data identity; entries with seeds, data identity and preparation version
 READABLE_SCHEMAS = (1, 2)
@@ -32,17 +33,12 @@ from benchmark.leaderboard import DEFAULT_DIR  # noqa: E402
 # split, full ranking over all items.
 OFFICIAL_PROTOCOL = {"split": "loo", "eval_protocol": "full"}
 # Columns of the rendered tables: (metric, label, higher is better).
-TABLE_METRICS = (
-    ("ndcg@10", "NDCG@10", True),
-    ("hr@10", "HR@10", True),
-    ("recall@10", "Recall@10", True),
-    ("mrr@10", "MRR@10", True),
-    ("map@10", "MAP@10", True),
-    ("coverage@10", "Coverage@10", True),
-    ("gini@10", "Gini@10", False),
-    ("novelty@10", "Novelty@10", True),
-    ("tailshare@10", "TailShare@10", True),
-)
+#: the pages' columns: (key, label, higher is better), the direction from the metric classes
+TABLE_METRICS = tuple(
+    (key, label, metric_info(key).direction == "higher")  # type: ignore[union-attr]
+    for key, label in (("ndcg@10", "NDCG@10"), ("hr@10", "HR@10"), ("recall@10", "Recall@10"), ("mrr@10", "MRR@10"), ("map@10", "MAP@10"),
+                       ("coverage@10", "Coverage@10"), ("gini@10", "Gini@10"), ("novelty@10", "Novelty@10"), ("tailshare@10", "TailShare@10"))
+)  # fmt: skip
 SORT_METRIC = "ndcg@10"
 ID_CHARS = 12  # the entry id prefix shown on the pages and in the reproduce command
 

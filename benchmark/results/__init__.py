@@ -6,17 +6,11 @@
   adjustment, ablation deltas, duplicate columns under one held-out item per user).
 - ``render``: Markdown, CSV, LaTeX and HTML (pandas Styler), JSON.
 - ``plots``: PNG plots.
-- ``command``: ``add_collect_parser`` and ``cmd_collect``.
+The command line (``collect``) is ``benchmark.cli.results``.
 
 Metric names, families and directions come from ``benchmark.metrics.metric_catalogue``.
 """
 
-from benchmark.results.command import (
-    EXTENSIONS,
-    add_collect_parser,
-    cmd_collect,
-    output_format,
-)
 from benchmark.results.loading import Protocol, Setting, load_runs
 from benchmark.results.plots import (
     Plot,
@@ -28,7 +22,7 @@ from benchmark.results.plots import (
     plot_streaming,
     streaming_windows,
 )
-from benchmark.results.render import FORMATS, latex_escape, render
+from benchmark.results.render import EXTENSIONS, FORMATS, latex_escape, output_format, render
 from benchmark.results.tables import (
     BETTER,
     POPULARITY_COLUMN,
@@ -47,7 +41,7 @@ from benchmark.results.tables import (
 
 __all__ = [
     "BETTER", "EXTENSIONS", "FORMATS", "POPULARITY_COLUMN", "TESTS", "WORSE", "Cell", "Collection", "CrossTable", "Plot",
-    "Protocol", "Row", "Setting", "Table", "add_collect_parser", "build_tables", "cmd_collect", "collect",
+    "Protocol", "Row", "Setting", "Table", "build_tables", "collect",
     "collect_across_datasets", "duplicate_columns", "latex_escape", "load_runs", "make_plots", "output_format",
     "plot_ablation", "plot_accuracy_fairness", "plot_across_datasets", "plot_ndcg_by_popularity", "plot_streaming",
     "render", "streaming_windows",

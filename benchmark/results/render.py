@@ -7,6 +7,8 @@ text (model names, configuration labels, paths) is escaped for each format.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import csv
 import html
 import io
@@ -239,3 +241,22 @@ def render(collection: Collection, fmt: str = "md") -> str:
     if fmt not in RENDERERS:
         raise BenchmarkError(f"--format must be one of {FORMATS}, got {fmt!r}")
     return RENDERERS[fmt](collection)
+
+
+EXTENSIONS = {".md": "md", ".csv": "csv", ".tex": "latex", ".html": "html", ".json": "json"}
+
+
+def output_format(output: str | None, fmt: str | None) -> str:
+    """The format to write: ``--format`` (default md) on stdout; the extension of ``--output``
+    otherwise, refused when unknown or when ``--format`` says something else."""
+    if output is None:
+        return fmt or "md"
+    suffix = Path(output).suffix.lower()
+    inferred = EXTENSIONS.get(suffix)
+    if inferred is None:
+        known = ", ".join(f"{ext} ({name})" for ext, name in EXTENSIONS.items())
+        raise BenchmarkError(f"--output {output}: unknown extension {suffix or '(none)'!r}; the format follows the extension: {known}")
+    if fmt is not None and fmt != inferred:
+        raise BenchmarkError(f"--format {fmt} conflicts with --output {output}, whose extension {suffix} means {inferred}: "
+                             "drop --format or change the extension")  # fmt: skip
+    return inferred
