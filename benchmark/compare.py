@@ -51,8 +51,8 @@ def load_run(run: str | Path) -> RunRecord:
 def compare_runs(run_a: str | Path, run_b: str | Path) -> dict[str, Any]:
     """Figures per metric: ``<metric>/a``, ``/b``, ``/diff`` (b - a), ``/p_ttest``, ``/p_wilcoxon``,
     their Holm adjustments over the metrics ``/p_ttest_holm``, ``/p_wilcoxon_holm``, ``/n``
-    (paired users); plus ``n_users`` (shared test users) and ``a`` / ``b``: model, dataset,
-    seed and run id of each run."""
+    (paired users); plus ``n_users`` (shared test users), ``a`` / ``b``: model, dataset,
+    seed and run id of each run, ``torch_threads`` of both and a ``warning`` when they differ."""
     record_a, record_b = load_run(run_a), load_run(run_b)
     users_a, users_b = record_a.per_user(), record_b.per_user()
     for field in ("dataset_fingerprint", "eval_protocol"):
@@ -83,6 +83,11 @@ def compare_runs(run_a: str | Path, run_b: str | Path) -> dict[str, Any]:
         for key, adjusted in zip(keys, holm([out[k] for k in keys])):
             out[f"{key}_holm"] = adjusted
     out["run_a"], out["run_b"] = record_a.run_id, record_b.run_id
+    threads = [r.hardware.get("torch_threads") for r in (record_a, record_b)]
+    out["torch_threads"] = threads
+    if threads[0] != threads[1]:
+        out["warning"] = (f"the runs trained at different CPU thread counts ({threads[0]} vs {threads[1]}); the count changes "
+                          "the trained model, so part of the difference may come from it (docs/protocol.md)")
     out["a"], out["b"] = ({"model": r.model, "dataset": r.dataset, "seed": r.seed, "run_id": r.run_id} for r in (record_a, record_b))
     return out
 

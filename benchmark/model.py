@@ -71,6 +71,11 @@ class RecModule(L.LightningModule):
     #: True for graph models: the harness passes the training split's (users, items) as
     #: ``train_pairs=`` at construction (also when a checkpoint is restored).
     needs_train_graph: ClassVar[bool] = False
+    #: True for models that learn from review texts: the harness passes the training split's
+    #: (user, item, text) rows as ``texts=`` (benchmark.data.reviews; never a held-out review).
+    needs_interaction_texts: ClassVar[bool] = False
+    #: True for models that read the item table itself (GenRec's titles): passed as ``items=``.
+    needs_item_table: ClassVar[bool] = False
     #: Streaming protocol (benchmark/streaming.py): False opts out of real-time updates (the
     #: adaptive figures then equal the frozen ones). A class or instance attribute, so an
     #: ablation (a config of the same class) can set it in ``__init__``.

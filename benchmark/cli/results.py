@@ -91,6 +91,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
     for side in ("a", "b"):
         run = result[side]
         print(f"{side.upper()} = {run['model']} on {run['dataset']}, seed {run['seed']} ({run['run_id']})")
+    if "warning" in result:
+        print(f"warning: {result['warning']}")
     print(f"{result['n_users']} shared test users ({result['eval_protocol']} protocol); Holm: adjusted over the {len(comparison_rows(result))} metrics\n")
     rows = [[m, a, b, d, f"{pt:.3g}", f"{ph:.3g}", f"{pw:.3g}", f"{wh:.3g}", n] for m, a, b, d, pt, ph, pw, wh, n in comparison_rows(result)]
     print_table(rows, ["metric", "A", "B", "B - A", "p (t-test)", "Holm", "p (Wilcoxon)", "Holm", "users"])

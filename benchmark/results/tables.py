@@ -459,7 +459,19 @@ def build_tables(
                     if row is not full and cell.mean is not None and ref.mean is not None:
                         cell.delta = cell.mean - ref.mean
         tables.append(Table("ablation", protocol, columns, ablation_rows, full.label if full else None, test, alpha, notes, dropped, k))
+    for table in tables:
+        table.notes += _thread_notes([run for row in table.rows for run in row.runs])
     return tables
+
+
+def _thread_notes(runs: list[RunRecord]) -> Notes:
+    """A note when the table's runs trained at different CPU thread counts: the count changes
+    floating-point reduction order and so the trained model (docs/protocol.md)."""
+    threads = sorted({t for run in runs if isinstance(t := run.hardware.get("torch_threads"), int)})
+    if len(threads) < 2:
+        return []
+    return [(f"Runs in this table trained at different CPU thread counts ({', '.join(map(str, threads))}): "
+             "differences between rows include that effect.", None)]
 
 
 def _check_options(k: int, alpha: float, test: str) -> None:

@@ -18,7 +18,7 @@ from tests.benchmark.eval_runs import bpr_run, odd_ml, pop_run, run_model  # noq
 
 
 def test_compare_two_runs(bpr_run, pop_run, tmp_path: Path, capsys) -> None:  # noqa: F811
-    (record_a, dir_a), (record_b, dir_b) = bpr_run, pop_run
+    (record_a, dir_a), (_, dir_b) = bpr_run, pop_run
     out = tmp_path / "c.json"
     assert main(["compare", str(dir_a), str(dir_b / "result.json"), "--output", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -65,3 +65,20 @@ def test_compare_refuses_runs_on_different_protocols(bpr_run, odd_ml: Path, tmp_
     assert json.loads(again.read_text())["ndcg@10"] == record["metrics"]["test"]["ndcg@10"]
     assert main(["compare", str(bpr_run[1]), str(run_dir)]) == 2
     assert "differ in eval_protocol" in capsys.readouterr().err
+
+
+def test_compare_warns_when_the_thread_counts_differ(bpr_run, pop_run, tmp_path: Path, capsys) -> None:  # noqa: F811
+    import shutil
+
+    (_, dir_a), (_, dir_b) = bpr_run, pop_run
+    other = tmp_path / "other"
+    shutil.copytree(dir_b, other)
+    record = json.loads((other / "result.json").read_text())
+    threads = json.loads((dir_a / "result.json").read_text())["hardware"]["torch_threads"]
+    assert main(["compare", str(dir_a), str(other), "--output", str(tmp_path / "same.json")]) == 0
+    assert "warning" not in capsys.readouterr().out and "warning" not in json.loads((tmp_path / "same.json").read_text())
+    record["hardware"]["torch_threads"] = threads + 1
+    (other / "result.json").write_text(json.dumps(record))
+    assert main(["compare", str(dir_a), str(other), "--output", str(tmp_path / "c.json")]) == 0
+    assert f"different CPU thread counts ({threads} vs {threads + 1})" in capsys.readouterr().out
+    assert json.loads((tmp_path / "c.json").read_text())["torch_threads"] == [threads, threads + 1]

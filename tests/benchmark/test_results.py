@@ -823,3 +823,12 @@ def test_one_dataset_under_two_fingerprints_is_two_column_groups(tmp_path: Path)
     (table,) = collect_across_datasets(tmp_path).tables
     assert [name for name, _ in table.datasets] == ["yelp (aaaaaaaa)", "yelp (bbbbbbbb)"]
     assert table.cell("bpr", "yelp (bbbbbbbb)", "hr@10").mean == 0.4
+
+
+def test_a_table_says_when_its_runs_used_different_thread_counts(tmp_path: Path) -> None:
+    write_record(tmp_path / "same", "a", "alpha", {"ndcg@10": 0.3}, extra={"hardware": {"torch_threads": 2}})
+    write_record(tmp_path / "same", "b", "beta", {"ndcg@10": 0.2}, extra={"hardware": {"torch_threads": 2}})
+    assert "thread counts" not in render(collect(tmp_path / "same"))
+    write_record(tmp_path / "mixed", "a", "alpha", {"ndcg@10": 0.3}, extra={"hardware": {"torch_threads": 1}})
+    write_record(tmp_path / "mixed", "b", "beta", {"ndcg@10": 0.2}, extra={"hardware": {"torch_threads": 2}})
+    assert "Runs in this table trained at different CPU thread counts (1, 2)" in render(collect(tmp_path / "mixed"))
