@@ -39,9 +39,11 @@ def iso_times(timestamps: np.ndarray) -> list[str]:
 
 
 def gzip_file(path: Path) -> None:
+    """Compress ``path`` to ``path.gz`` and remove it; the header's time is 0, so the same
+    input gives the same bytes."""
     import gzip
 
-    with open(path, "rb") as src, gzip.open(path.with_name(path.name + ".gz"), "wb", compresslevel=3) as dst:
+    with open(path, "rb") as src, gzip.GzipFile(path.with_name(path.name + ".gz"), "wb", compresslevel=3, mtime=0) as dst:
         shutil.copyfileobj(src, dst, 16 << 20)
     path.unlink()
 
