@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmark import evaluation
-from benchmark.evaluation import Evaluator, mask_seen, top_k
+from benchmark.evaluation import Evaluator, mask_seen, ranking, top_k
 from benchmark.model import RecModule
 
 INF = float("inf")
@@ -71,7 +71,7 @@ def test_top_k_matches_python_sort(
 ) -> None:
     values = st.sampled_from([-INF, 0.0, 1.0, 2.0, 3.0, INF])
     rows = [data.draw(st.lists(values, min_size=n_items, max_size=n_items)) for _ in range(n_rows)]
-    with mock.patch.object(evaluation, "_TIE_WINDOW", window), mock.patch.object(evaluation, "_TIE_CHUNK", chunk):
+    with mock.patch.object(ranking, "_TIE_WINDOW", window), mock.patch.object(ranking, "_TIE_CHUNK", chunk):
         items, valid = top_k(torch.tensor(rows), k)
     expected = [reference_top_k(row, k) for row in rows]
     assert items.tolist() == expected
@@ -504,7 +504,7 @@ def test_eval_context_from_data(tiny_ml) -> None:
 
 
 def test_head_tail_ties_and_uncategorised_items() -> None:
-    from benchmark.evaluation import _top_share
+    from benchmark.evaluation.context import _top_share
 
     assert _top_share(np.array([5, 9, 9, 1, 0, 9]), 0.2).tolist() == [False, True, True, False, False, False]  # ceil(1.2) = 2, lower index wins
     features, vocab = category_multi_hot([["b", "a"], [], None, ["a"]], 4)
