@@ -11,7 +11,7 @@ relevance flag and exposure propensity.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +19,16 @@ import pandas as pd
 
 from benchmark.data.simulator.process import RATING_CENTER, SimulationConfig
 
+TRUTH_FILES = ("ground_truth.npz", "heldout.parquet")  # written beside the raw files
+USER_ARRAYS = ("user_factors", "user_drift", "slates")  # one row per user
+ITEM_ARRAYS = ("item_factors", "item_popularity", "exposure")  # one row per item
+
 
 @dataclass
 class GroundTruth:
-    """The simulator's truth, in raw ids: read back with ``load_ground_truth``."""
+    """The simulator's truth: row j of the user arrays belongs to ``user_ids[j]``, row j of the
+    item arrays to ``item_ids[j]`` (raw ids; ``aligned`` re-indexes them, e.g. to a prepared
+    dataset's internal ids). Read back from the raw folder with ``load_ground_truth``."""
 
     user_ids: np.ndarray
     item_ids: np.ndarray
@@ -37,6 +43,22 @@ class GroundTruth:
     affinity_std: float
     rating_center: float
     heldout: pd.DataFrame | None = None
+
+    def aligned(self, user_ids: np.ndarray, item_ids: np.ndarray) -> GroundTruth:
+        """This truth with its rows in the order of ``user_ids`` and ``item_ids`` (raw ids, each
+        known to the truth, else KeyError). ``heldout`` keeps the pairs of those users and items,
+        with their new row numbers as the columns ``user`` and ``item``."""
+        u, i = self._index(user_ids, item_ids)
+        heldout = None
+        if self.heldout is not None:
+            hu = pd.Index(user_ids).get_indexer(self.heldout["user_id"].to_numpy())
+            hi = pd.Index(item_ids).get_indexer(self.heldout["item_id"].to_numpy())
+            keep = (hu >= 0) & (hi >= 0)
+            heldout = self.heldout[keep].assign(user=hu[keep].astype(np.int64), item=hi[keep].astype(np.int64)).reset_index(drop=True)
+        return replace(
+            self, user_ids=np.asarray(user_ids), item_ids=np.asarray(item_ids), heldout=heldout,
+            **{name: getattr(self, name)[u] for name in USER_ARRAYS}, **{name: getattr(self, name)[i] for name in ITEM_ARRAYS},
+        )  # fmt: skip
 
     def _index(self, users: Iterable, items: Iterable) -> tuple[np.ndarray, np.ndarray]:
         u = pd.Index(self.user_ids).get_indexer(np.asarray(users))
@@ -68,7 +90,8 @@ class GroundTruth:
         return self.rating_center + (affinity - self.affinity_mean) / self.affinity_std
 
 
-def load_ground_truth(raw_dir: Path) -> GroundTruth:
+def load_ground_truth(raw_dir: str | Path) -> GroundTruth:
+    """The ground truth the simulator wrote in ``raw_dir`` (``heldout`` None without heldout.parquet)."""
     raw_dir = Path(raw_dir)
     with np.load(raw_dir / "ground_truth.npz", allow_pickle=False) as npz:
         values = {k: npz[k] for k in npz.files}
@@ -83,6 +106,7 @@ def load_ground_truth(raw_dir: Path) -> GroundTruth:
 
 
 def write_ground_truth(out: Path, cfg: SimulationConfig, sim: dict[str, np.ndarray], like: str, user_ids: np.ndarray, item_ids: np.ndarray) -> None:
+    """``ground_truth.npz``, ``heldout.parquet`` and the note ``SIMULATION.txt`` of one simulated dataset, in ``out``."""
     np.savez_compressed(
         out / "ground_truth.npz",
         user_ids=user_ids, item_ids=item_ids, movie_ids=item_ids, user_factors=sim["user_factors"],
