@@ -30,7 +30,6 @@ def _hits(
     return torch.isin(keys, rel_rows * n_items + rel_items) & valid
 
 
-
 class Evaluator(torch.nn.Module):
     """Accumulates ranking metrics over evaluation batches (one per ``(metric, k)``).
 

@@ -590,8 +590,8 @@ def test_true_relevance_follows_the_simulators_ground_truth(tiny_ml) -> None:
     assert true_relevance_for(dataclasses_replace(data, source="real")) is None
 
 
-# ndcg-true of a Pop run on ``tiny_ml``, as the engine computed it when it read the ground
-# truth from the raw folder; it reads the prepared truth now, and must agree.
+# ndcg-true of a Pop run on ``tiny_ml`` (pinned): the simulator's relevance flag, whichever
+# way the truth reaches the engine, gives these figures.
 POP_NDCG_TRUE = {"ndcg-true@5": 0.0355080218262828, "ndcg-true@10": 0.04751697209661601, "ndcg-true@20": 0.06867164678465563}
 
 

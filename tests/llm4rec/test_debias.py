@@ -128,7 +128,7 @@ def test_propensities_agree_with_the_simulators_truth(tiny_ml) -> None:
     assert set(report) == {"popularity", "logistic"}
     for kind in report.values():
         assert kind["n_pairs"] > 1000 and kind["spearman"] > 0.3  # the simulator's exposure is popularity-driven
-    # the figures of the report when it read heldout.parquet from the raw folder: the prepared truth gives the same
+    # pinned figures of the report on tiny_ml: the held-out pairs and their true propensities, exactly
     assert report["popularity"] == pytest.approx({"spearman": 0.7057216627033613, "pearson_log": 0.7151027069431078, "n_pairs": 3795.0}, rel=1e-6)
     assert report["logistic"] == pytest.approx({"spearman": 0.9341911006516199, "pearson_log": 0.8862849332945388, "n_pairs": 3795.0}, rel=1e-6)
     assert simulator_propensity_report(dataclasses.replace(data, source="real")) is None

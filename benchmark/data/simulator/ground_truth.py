@@ -6,6 +6,9 @@ size, slates per user, rating scale. ``heldout.parquet``: per user the last two 
 items (the leave-one-out test and validation pairs) and ``n_random_pairs`` unobserved
 items, each with its true affinity at the end of the history, noiseless expected rating,
 relevance flag and exposure propensity.
+
+Preparation stores the truth with the prepared data, re-indexed to the internal ids
+(``GroundTruth.aligned``; ``benchmark.data.truth``, ``PreparedData.truth``).
 """
 
 from __future__ import annotations
