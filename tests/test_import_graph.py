@@ -116,3 +116,16 @@ def test_the_check_finds_a_cycle(tmp_path: Path) -> None:
     assert find_cycle(import_graph(modules)) is None  # deferred and type-only imports do not count
     (pkg / "sub" / "b.py").write_text("try:\n    from .. import a\nexcept ImportError:\n    pass\n")
     assert find_cycle(import_graph(modules)) == ["pkg.a", "pkg.sub.b", "pkg.a"]
+
+
+def test_the_evaluation_engine_never_locates_raw_files() -> None:
+    """DESIGN.md: data flow one way, and the engine reads prepared data only, so no module of
+    ``benchmark.evaluation`` imports (at any level) what finds or reads raw folders."""
+    raw_side = ("benchmark.data.datasets", "benchmark.data.simulator", "benchmark.data.download")
+    modules = module_files()
+    for name, path in modules.items():
+        if name != "benchmark.evaluation" and not name.startswith("benchmark.evaluation."):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            named = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not [n for n in named if n.startswith(raw_side)], f"{name} imports {named}"
