@@ -179,7 +179,8 @@ def summary_rows(summary: dict[str, dict[str, Any]]) -> list[list[Any]]:
 
 
 def propensity_agreement_for(data: str, raw_dir: str | None, overrides: dict[str, Any]) -> dict[str, dict[str, float]] | None:
-    """The debiasing module's propensity models against the simulator's truth (synthetic data only)."""
+    """The debiasing module's propensity models against the simulator's truth (synthetic data only).
+    ``raw_dir`` locates the raw files for preparation; the truth itself comes with the prepared data."""
     from benchmark.config import DataConfig, apply_overrides
     from benchmark.data.datasets import get_dataset, load_dataset
     from llm4rec.debias import simulator_propensity_report
@@ -189,4 +190,4 @@ def propensity_agreement_for(data: str, raw_dir: str | None, overrides: dict[str
     data_keys = {k: v for k, v in overrides.items() if k in DataConfig.__dataclass_fields__}
     prepared = load_dataset(data, apply_overrides({DataConfig: DataConfig()}, data_keys)[DataConfig], raw_dir)
     power = overrides.get("propensity_power", 0.5)
-    return simulator_propensity_report(prepared, raw_dir, power=float(power))
+    return simulator_propensity_report(prepared, power=float(power))

@@ -69,7 +69,7 @@ class HardwareConfig:
 
 @dataclass
 class EvaluationConfig:
-    """The test protocol (benchmark/evaluation.py); validation is always full ranking, accuracy only."""
+    """The test protocol (benchmark/evaluation/protocol.py); validation is always full ranking, accuracy only."""
 
     eval_protocol: Literal["full", "sampled"] = "full"
     eval_negatives: int = 100  # sampled protocol: negatives per test user

@@ -546,7 +546,7 @@ def evaluate_predictions_file(
     train = TrainConfig().overridden({k: v for k, v in overrides.items() if k not in data_keys})
     data = load_dataset(dataset, apply_overrides({DataConfig: DataConfig()}, data_keys)[DataConfig], raw_dir)
     dm = evaluation_datamodule(data, train.loop.eval_batch_size)
-    evaluator = test_evaluator(dm, train, seed=0, true_relevance=true_relevance_for(data, raw_dir))
+    evaluator = test_evaluator(dm, train, seed=0, true_relevance=true_relevance_for(data))
     predictions = read_predictions(path, data, dm, evaluator.max_k, fmt)
     metrics = score_predictions(predictions, dm, evaluator, train.loop.eval_batch_size)
     return {

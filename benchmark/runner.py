@@ -266,7 +266,7 @@ class Pipeline:
         train, seed = self.cfg.train_config, self.cfg.seed
         if train.evaluation.eval_protocol == "sampled" and negatives is None:
             negatives = test_negatives(self.dm, train, seed=seed)
-        return test_evaluator(self.dm, train, seed=seed, negatives=negatives, true_relevance=true_relevance_for(self.data, self.cfg.raw_dir))
+        return test_evaluator(self.dm, train, seed=seed, negatives=negatives, true_relevance=true_relevance_for(self.data))
 
 
 def _test(trainer: L.Trainer, model: RecModule, dm: RecDataModule, evaluator: Evaluator) -> tuple[dict[str, float], pd.DataFrame, float]:

@@ -243,28 +243,16 @@ def propensity_agreement(estimated: np.ndarray, true: np.ndarray) -> dict[str, f
     }
 
 
-def simulator_propensity_report(data: object, raw_dir: str | None, *, power: float = 0.5, seed: int = 0) -> dict[str, dict[str, float]] | None:
+def simulator_propensity_report(data: object, *, power: float = 0.5, seed: int = 0) -> dict[str, dict[str, float]] | None:
     """On simulated data: agreement of both propensity models with the simulator's true
-    exposure propensity, over the held-out pairs of ``heldout.parquet`` (test, validation
-    and random unobserved pairs of every user). None for real data or without ground truth."""
-    from pathlib import Path
-
-    import pandas as pd
-
-    if getattr(data, "source", None) != "synthetic":
+    exposure propensity, over the held-out pairs of the prepared ground truth
+    (``data.truth.heldout``: test, validation and random unobserved pairs of every user).
+    None for real data or without ground truth."""
+    truth = getattr(data, "truth", None)
+    if truth is None or truth.heldout is None:
         return None
-    from benchmark.data.datasets import default_raw_dir
-    from benchmark.data.simulator import load_ground_truth
-
-    folder = Path(raw_dir) if raw_dir is not None else default_raw_dir(data.name)  # type: ignore[attr-defined]
-    if not (folder / "ground_truth.npz").is_file() or not (folder / "heldout.parquet").is_file():
-        return None
-    truth = load_ground_truth(folder)
     held = truth.heldout
-    users = pd.Index(data.user_ids).get_indexer(held["user_id"].to_numpy())  # type: ignore[attr-defined]
-    items = pd.Index(data.item_ids).get_indexer(held["item_id"].to_numpy())  # type: ignore[attr-defined]
-    keep = (users >= 0) & (items >= 0)
-    users, items, true = users[keep], items[keep], held["propensity"].to_numpy()[keep]
+    users, items, true = held["user"].to_numpy(), held["item"].to_numpy(), held["propensity"].to_numpy()
     train = data.train  # type: ignore[attr-defined]
     n_users, n_items = data.n_users, data.n_items  # type: ignore[attr-defined]
     item_counts = np.bincount(train.item, minlength=n_items)

@@ -30,7 +30,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         parser.set_defaults(handler=cmd_data_info)
 
     text = "write simulated raw files in a real dataset's format, with ground truth (factors, exposure, true relevance)"
-    synth = add_command(sub, "synth", text, description=text + "; see benchmark/data/simulator.py for the generative process.",
+    synth = add_command(sub, "synth", text, description=text + "; see benchmark/data/simulator/process.py for the generative process.",
                         examples=["python -m benchmark data synth --like amazon --layout 2023 --gzip --out sim-amazon"])  # fmt: skip
     synth.add_argument("--like", required=True, choices=["ml", "yelp", "amazon"], help="format: MovieLens CSV, Yelp JSON, Amazon JSON")
     synth.add_argument("--users", type=int, default=2000, help="users (default 2000)")

@@ -26,6 +26,7 @@ from benchmark.data import amazon, movielens, prepare, s3rec, yelp
 from benchmark.data.download import ML_25M, ML_LATEST_SMALL, Download, download_dataset
 from benchmark.data.raw import RawData
 from benchmark.data.simulator import SimulationConfig, write_amazon, write_movielens, write_yelp
+from benchmark.data.truth import prepared_truth, truth_files
 from benchmark.errors import ENVIRONMENT_ERRNOS, BenchmarkError, cannot_write, reading
 
 
@@ -235,7 +236,8 @@ def load_dataset(
     """Prepared data for ``name``: from the cache when the fingerprint matches, else prepared now.
 
     ``rehash`` hashes the raw files again instead of trusting the checksum memo (see
-    ``prepare.file_sha256``); it is not part of the fingerprint.
+    ``prepare.file_sha256``); it is not part of the fingerprint. The simulator's ground truth
+    in the raw folder counts among the raw files; prepared, it is ``data.truth``.
     """
     spec = get_dataset(name)
     name = spec.name
@@ -243,7 +245,8 @@ def load_dataset(
     raw = Path(raw_dir) if raw_dir is not None else default_raw_dir(name)
     with reading(raw):  # an unreadable raw folder or file: one paragraph naming it
         files = _raw_files(spec, raw, download=raw_dir is None)
-        fp = prepare.fingerprint(name, files, config, rehash=rehash)
+        truth_paths = truth_files(raw)
+        fp = prepare.fingerprint(name, files + truth_paths, config, rehash=rehash)
         # decided from the folder read now, not from the cache: identical files may sit in a
         # folder with the simulator's markers and in one without
         source = "synthetic" if spec.source == "synthetic" or simulator_markers(raw, files) else "real"
@@ -258,7 +261,9 @@ def load_dataset(
         raw_data, config, name=name, source=source, fp=fp, default_kcore=spec.default_kcore,
         default_repeats=spec.default_repeats, has_timestamps=spec.has_timestamps,
     )  # fmt: skip
-    prepare.save(data, target)
+    with reading(raw):
+        aligned = prepared_truth(raw, data.user_ids, data.item_ids) if truth_paths else None
+    prepare.save(data, target, truth=aligned)
     return data
 
 

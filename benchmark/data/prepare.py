@@ -18,7 +18,7 @@ import shutil
 import socket
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ import pyarrow.compute as pc
 from benchmark.config import DataConfig
 from benchmark.data import splits
 from benchmark.data.raw import RawData
+from benchmark.data.simulator.ground_truth import GroundTruth
+from benchmark.data.truth import load_truth, save_truth
 from benchmark.errors import ENVIRONMENT_ERRNOS, BenchmarkError, cannot_read, cannot_write
 
 # Bump when preparation logic changes what a cache holds: old caches are then not reused.
@@ -72,10 +74,27 @@ class PreparedData:
     item_ids: np.ndarray  # raw id of each internal item id
     items: pd.DataFrame  # side information, row i = internal item i
     stats: dict[str, Any]
+    cache_path: Path | None = None  # the prepared cache folder (None until saved); holds the ground truth of simulated data
+    _truth: GroundTruth | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def n_interactions(self) -> int:
         return len(self.train) + len(self.valid) + len(self.test)
+
+    @property
+    def truth(self) -> GroundTruth | None:
+        """The simulator's ground truth, row i = internal user / item i (``benchmark.data.truth``),
+        read from the cache on first use; None for real data and for simulated data without one."""
+        if self.source != "synthetic" or self.cache_path is None:
+            return None
+        if self._truth is None:
+            try:
+                self._truth = load_truth(self.cache_path, self.user_ids, self.item_ids)
+            except OSError as exc:
+                if exc.errno not in ENVIRONMENT_ERRNOS:
+                    raise
+                raise _unreadable_cache(self.cache_path, exc) from None
+        return self._truth
 
 
 # --- fingerprint -----------------------------------------------------------------------
@@ -408,17 +427,20 @@ ORPHAN_AGE_SECONDS = 3600  # older temporary folders are orphans, whoever made t
 _TMP_OWNER = re.compile(r"\.tmp\+(?P<host>[^+]*)\+(?P<pid>[0-9]+)\+")
 
 
-def save(data: PreparedData, target: Path) -> None:
+def save(data: PreparedData, target: Path, *, truth: GroundTruth | None = None) -> None:
     """Write the prepared data to ``target`` atomically (temporary folder, then rename),
-    after removing the temporary folders that killed preparations left beside it."""
+    after removing the temporary folders that killed preparations left beside it; with
+    ``truth`` (simulated data: the ground truth aligned with the internal ids) beside it.
+    ``data.cache_path`` becomes ``target``."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_orphans(target.parent)
-        _write_atomically(data, target)
+        _write_atomically(data, target, truth)
     except OSError as exc:
         if exc.errno not in ENVIRONMENT_ERRNOS:
             raise
         raise cannot_write(exc.filename or target.parent, exc, "the prepared data") from None
+    data.cache_path = target
 
 
 def remove_orphans(folder: Path, now: float | None = None) -> list[Path]:
@@ -453,7 +475,7 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _write_atomically(data: PreparedData, target: Path) -> None:
+def _write_atomically(data: PreparedData, target: Path, truth: GroundTruth | None = None) -> None:
     owner = f".{target.name}.tmp+{socket.gethostname()}+{os.getpid()}+"
     tmp = Path(tempfile.mkdtemp(prefix=owner, dir=target.parent))
     try:
@@ -461,6 +483,8 @@ def _write_atomically(data: PreparedData, target: Path) -> None:
         np.savez(tmp / "interactions.npz", **arrays)
         pd.DataFrame({"raw_id": data.user_ids}).to_parquet(tmp / "users.parquet", index=False)
         data.items.to_parquet(tmp / "items.parquet", index=False)
+        if truth is not None:
+            save_truth(truth, tmp)
         meta = {
             "name": data.name,
             "source": data.source,
@@ -525,6 +549,7 @@ def _read(path: Path) -> PreparedData:
         item_ids=items["raw_id"].to_numpy(),
         items=items,
         stats=meta["stats"],
+        cache_path=path,
         **parts,
     )
 

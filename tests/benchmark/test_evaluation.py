@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmark import evaluation
-from benchmark.evaluation import Evaluator, mask_seen, top_k
+from benchmark.evaluation import Evaluator, mask_seen, ranking, top_k
 from benchmark.model import RecModule
 
 INF = float("inf")
@@ -71,7 +71,7 @@ def test_top_k_matches_python_sort(
 ) -> None:
     values = st.sampled_from([-INF, 0.0, 1.0, 2.0, 3.0, INF])
     rows = [data.draw(st.lists(values, min_size=n_items, max_size=n_items)) for _ in range(n_rows)]
-    with mock.patch.object(evaluation, "_TIE_WINDOW", window), mock.patch.object(evaluation, "_TIE_CHUNK", chunk):
+    with mock.patch.object(ranking, "_TIE_WINDOW", window), mock.patch.object(ranking, "_TIE_CHUNK", chunk):
         items, valid = top_k(torch.tensor(rows), k)
     expected = [reference_top_k(row, k) for row in rows]
     assert items.tolist() == expected
@@ -504,7 +504,7 @@ def test_eval_context_from_data(tiny_ml) -> None:
 
 
 def test_head_tail_ties_and_uncategorised_items() -> None:
-    from benchmark.evaluation import _top_share
+    from benchmark.evaluation.context import _top_share
 
     assert _top_share(np.array([5, 9, 9, 1, 0, 9]), 0.2).tolist() == [False, True, True, False, False, False]  # ceil(1.2) = 2, lower index wins
     features, vocab = category_multi_hot([["b", "a"], [], None, ["a"]], 4)
@@ -577,7 +577,7 @@ def test_true_relevance_follows_the_simulators_ground_truth(tiny_ml) -> None:
     from benchmark.evaluation import true_relevance_for
 
     data = load_dataset("synthetic-ml", raw_dir=tiny_ml)
-    relevance = true_relevance_for(data, tiny_ml)
+    relevance = true_relevance_for(data)
     assert relevance is not None
     truth = load_ground_truth(tiny_ml)
     users = torch.tensor([0, 7, data.n_users - 1])
@@ -587,7 +587,50 @@ def test_true_relevance_follows_the_simulators_ground_truth(tiny_ml) -> None:
     raw_items = np.tile(data.item_ids, 3)
     expected = truth.expected_rating(raw_users, raw_items) >= truth.rating_center + 0.5
     assert table.reshape(-1).numpy().astype(bool).tolist() == expected.tolist()
-    assert true_relevance_for(dataclasses_replace(data, source="real"), tiny_ml) is None
+    assert true_relevance_for(dataclasses_replace(data, source="real")) is None
+
+
+# ndcg-true of a Pop run on ``tiny_ml`` (pinned): the simulator's relevance flag, whichever
+# way the truth reaches the engine, gives these figures.
+POP_NDCG_TRUE = {"ndcg-true@5": 0.0355080218262828, "ndcg-true@10": 0.04751697209661601, "ndcg-true@20": 0.06867164678465563}
+
+
+def test_ndcg_true_of_a_run_is_unchanged(tiny_ml, tmp_path) -> None:
+    from tests.benchmark.eval_runs import run_model
+
+    record, _ = run_model(tiny_ml, tmp_path, "pop")
+    test = record["metrics"]["test"]
+    assert {key: test[key] for key in POP_NDCG_TRUE} == pytest.approx(POP_NDCG_TRUE, rel=1e-12)
+
+
+def test_moving_the_raw_folder_leaves_ndcg_true_alone(tiny_ml, tmp_path, monkeypatch) -> None:
+    import shutil
+
+    from benchmark.data.datasets import default_raw_dir, load_dataset
+    from benchmark.evaluation import true_relevance_for
+
+    monkeypatch.setenv("BENCHMARK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("BENCHMARK_DATA", str(tmp_path / "data"))
+    raw = tmp_path / "raw"
+    shutil.copytree(tiny_ml, raw)
+    data = load_dataset("synthetic-ml", raw_dir=raw)
+    users = torch.arange(data.n_users)
+    expected = true_relevance_for(load_dataset("synthetic-ml", raw_dir=raw))(users)
+    assert expected.sum() > 0
+    moved = tmp_path / "moved"
+    raw.rename(moved)
+    # where the raw files were, and where the default raw folder is, lies a contrary truth now:
+    # an engine that opened a raw folder would see it
+    for folder in (raw, default_raw_dir("synthetic-ml")):
+        folder.mkdir(parents=True)
+        with np.load(moved / "ground_truth.npz") as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        arrays["user_factors"], arrays["user_drift"] = -arrays["user_factors"], -arrays["user_drift"]
+        np.savez_compressed(folder / "ground_truth.npz", **arrays)
+    assert data._truth is None  # not read before the move
+    assert torch.equal(true_relevance_for(data)(users), expected)
+    again = load_dataset("synthetic-ml", raw_dir=moved)
+    assert again.fingerprint == data.fingerprint and torch.equal(true_relevance_for(again)(users), expected)
 
 
 def dataclasses_replace(obj, **changes):

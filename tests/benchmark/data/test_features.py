@@ -16,6 +16,7 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.data import features as F
+from benchmark.data.features import extract
 from benchmark.data.datasets import load_dataset
 from benchmark.data.prepare import PreparedData
 from benchmark.errors import BenchmarkError
@@ -109,7 +110,7 @@ def test_text_features_with_offline_minilm(minilm) -> None:  # noqa: ANN001
 def test_item_features_cached_by_encoder_and_fingerprint(
     tiny: PreparedData, own_cache: Path, minilm, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
 ) -> None:
-    monkeypatch.setattr(F, "load_text_encoder", lambda name: minilm)
+    monkeypatch.setattr(extract, "load_text_encoder", lambda name: minilm)  # where item_features looks it up
     feats = F.item_features(tiny, progress=False)
     assert feats.text.shape == (tiny.n_items, 384) and feats.text_mask.all()
     assert set(feats.categorical) == {"categories", "tags"}
@@ -124,8 +125,8 @@ def test_item_features_cached_by_encoder_and_fingerprint(
     def boom(*args: object, **kwargs: object) -> None:
         raise AssertionError("re-encoded although cached")
 
-    monkeypatch.setattr(F, "encode_texts", boom)
-    monkeypatch.setattr(F, "categorical_feature", boom)
+    monkeypatch.setattr(extract, "encode_texts", boom)
+    monkeypatch.setattr(extract, "categorical_feature", boom)
     again = F.item_features(tiny, progress=False)
     np.testing.assert_array_equal(again.text, feats.text)
     np.testing.assert_array_equal(again.categorical["tags"].index, feats.categorical["tags"].index)
@@ -137,7 +138,7 @@ def test_crash_while_caching_leaves_no_part(tiny: PreparedData, own_cache: Path,
     def crash(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(F.np, "savez", crash)
+    monkeypatch.setattr(np, "savez", crash)
     with pytest.raises(OSError, match="disk full"):
         F.item_features(tiny, text_encoder=None, progress=False)
     base = own_cache / "features" / "synthetic-ml" / tiny.fingerprint[:20]

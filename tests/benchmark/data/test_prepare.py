@@ -173,8 +173,8 @@ def test_memo_trusts_size_and_mtime_and_rehash_does_not(tiny_ml: Path, tmp_path:
     stale = capsys.readouterr().out
     assert main(["data", "prepare", "--data", "synthetic-ml", "--raw-dir", str(raw), "--rehash"]) == 0
     rehashed = capsys.readouterr().out
-    expected = prepare.fingerprint("synthetic-ml", [raw / f for f in ("ratings.csv", "movies.csv", "tags.csv", "links.csv")],
-                                   DataConfig(), rehash=True)  # fmt: skip
+    raw_files = ("ratings.csv", "movies.csv", "tags.csv", "links.csv", "ground_truth.npz", "heldout.parquet")
+    expected = prepare.fingerprint("synthetic-ml", [raw / f for f in raw_files], DataConfig(), rehash=True)
     assert f"fingerprint {expected[:16]}" in rehashed and f"fingerprint {expected[:16]}" not in stale
 
 
@@ -198,6 +198,90 @@ def test_run_rehash_refreshes_the_memo_before_the_run(tiny_ml: Path, tmp_path: P
     assert main(argv) == 2 and main(argv + ["--rehash"]) == 2
     fresh = hashlib.sha256((raw / "ratings.csv").read_bytes()).hexdigest()
     assert seen[0] != seen[1] and prepare.file_sha256(raw / "ratings.csv") == fresh
+
+
+
+# --- the simulator's ground truth: prepared side information --------------------------------
+
+
+def _reindexed(raw: Path, data: prepare.PreparedData) -> dict[str, np.ndarray]:
+    """The simulator's arrays in ``raw``, re-indexed here to ``data``'s internal ids."""
+    from benchmark.data.simulator import load_ground_truth
+
+    truth = load_ground_truth(raw)
+    users = pd.Index(truth.user_ids).get_indexer(data.user_ids)
+    items = pd.Index(truth.item_ids).get_indexer(data.item_ids)
+    assert (users >= 0).all() and (items >= 0).all()
+    out = {name: getattr(truth, name)[users] for name in ("user_factors", "user_drift", "slates")}
+    out.update({name: getattr(truth, name)[items] for name in ("item_factors", "item_popularity", "exposure")})
+    return out
+
+
+def test_synthetic_truth_survives_the_cache_round_trip(tiny_ml: Path, own_cache: Path) -> None:
+    from benchmark.data.simulator import load_ground_truth
+
+    config = DataConfig(kcore=12)  # drops users and items: the truth must follow the internal ids, not the raw rows
+    fresh = load_dataset("synthetic-ml", config, raw_dir=tiny_ml)
+    raw_truth = load_ground_truth(tiny_ml)
+    assert fresh.n_users < len(raw_truth.user_ids) and fresh.n_items < len(raw_truth.item_ids)
+    assert {"truth.npz", "truth_heldout.parquet"} <= {p.name for p in fresh.cache_path.iterdir()}
+    cached = load_dataset("synthetic-ml", config, raw_dir=tiny_ml)
+    assert cached.cache_path == fresh.cache_path and cached._truth is None  # read from the cache on first use
+    expected = _reindexed(tiny_ml, fresh)
+    for data in (fresh, cached):
+        truth = data.truth
+        for name, values in expected.items():
+            np.testing.assert_array_equal(getattr(truth, name), values, err_msg=name)
+        assert (truth.slate, truth.affinity_mean, truth.affinity_std, truth.rating_center) == (
+            raw_truth.slate, raw_truth.affinity_mean, raw_truth.affinity_std, raw_truth.rating_center)  # fmt: skip
+        np.testing.assert_array_equal(truth.user_ids, fresh.user_ids)
+        held, raw_held = truth.heldout, raw_truth.heldout
+        known = raw_held["user_id"].isin(fresh.user_ids) & raw_held["item_id"].isin(fresh.item_ids)
+        assert 0 < len(held) == known.sum() < len(raw_held)
+        np.testing.assert_array_equal(fresh.user_ids[held["user"]], held["user_id"])
+        np.testing.assert_array_equal(fresh.item_ids[held["item"]], held["item_id"])
+        np.testing.assert_array_equal(held["propensity"], raw_held.loc[known, "propensity"])
+        # the truth's own methods agree with the raw truth's, in raw ids
+        np.testing.assert_allclose(truth.propensity(held["user_id"], held["item_id"]), held["propensity"])
+
+
+def test_ground_truth_files_are_raw_files_of_the_fingerprint(tiny_ml: Path, tmp_path: Path, own_cache: Path) -> None:
+    raw = tmp_path / "raw"
+    shutil.copytree(tiny_ml, raw)
+    before = load_dataset("synthetic-ml", raw_dir=raw)
+    held = pd.read_parquet(raw / "heldout.parquet")
+    held.loc[0, "propensity"] = 0.5  # another truth beside the same interactions
+    held.to_parquet(raw / "heldout.parquet", index=False)
+    after = load_dataset("synthetic-ml", raw_dir=raw)
+    assert after.fingerprint != before.fingerprint and after.cache_path != before.cache_path
+    assert after.truth.heldout.loc[after.truth.heldout["user_id"] == held.loc[0, "user_id"], "propensity"].iloc[0] == 0.5
+
+
+def test_real_data_has_no_truth(tmp_path: Path, own_cache: Path, tiny_ml: Path) -> None:
+    import dataclasses
+
+    real = tmp_path / "real"
+    real.mkdir()
+    for name in ("ratings.csv", "movies.csv"):  # the interactions without the simulator's files beside them
+        shutil.copy(tiny_ml / name, real / name)
+    data = load_dataset("ml-latest-small", raw_dir=real)
+    assert data.source == "real" and data.truth is None
+    assert not {"truth.npz", "truth_heldout.parquet"} & {p.name for p in data.cache_path.iterdir()}
+    simulated = load_dataset("synthetic-ml", raw_dir=tiny_ml)
+    assert simulated.truth is not None and dataclasses.replace(simulated, source="real").truth is None
+
+
+def test_a_truth_of_other_users_is_not_kept(tiny_ml: Path, tmp_path: Path, own_cache: Path, caplog: pytest.LogCaptureFixture) -> None:
+    raw = tmp_path / "raw"
+    shutil.copytree(tiny_ml, raw)
+    with np.load(raw / "ground_truth.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["user_ids"] = arrays["user_ids"] + 10_000  # ids of another simulation
+    np.savez_compressed(raw / "ground_truth.npz", **arrays)
+    with caplog.at_level("WARNING", logger="benchmark.data.truth"):
+        data = load_dataset("synthetic-ml", raw_dir=raw)
+    assert data.source == "synthetic" and data.truth is None
+    assert "does not cover the prepared users and items" in caplog.text
 
 
 # --- permissions -------------------------------------------------------------------------

@@ -59,6 +59,78 @@ def test_same_seed_same_bytes(tmp_path: Path) -> None:
         assert (tmp_path / "a" / name).read_bytes() != (tmp_path / "c" / name).read_bytes()
 
 
+PINNED_CFG = SimulationConfig(n_users=60, n_items=40, mean_interactions=8, seed=7)
+
+
+def content_digest(path: Path) -> str:
+    """SHA-256 (16 hex digits) of what a file holds: its bytes; decompressed for .gz; the arrays
+    of a .npz and the values of a .parquet (their containers' bytes vary with library versions)."""
+    import gzip
+    import hashlib
+
+    digest = hashlib.sha256()
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as npz:
+            for key in sorted(npz.files):
+                digest.update(f"{key}|{npz[key].dtype.str}|{npz[key].shape}|".encode() + np.ascontiguousarray(npz[key]).tobytes())
+    elif path.suffix == ".parquet":
+        frame = pd.read_parquet(path)
+        digest.update(repr(frame.dtypes.to_dict()).encode() + frame.to_csv(index=False, float_format="%.17g").encode())
+    else:
+        digest.update(gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def written_digests(root: Path) -> dict[str, dict[str, str]]:
+    writers = {
+        "ml": lambda out: write_movielens(PINNED_CFG, out), "yelp": lambda out: write_yelp(PINNED_CFG, out),
+        "amazon": lambda out: write_amazon(PINNED_CFG, out), "amazon-2023": lambda out: write_amazon(PINNED_CFG, out, layout="2023", compress=True),
+    }  # fmt: skip
+    for name, write in writers.items():
+        write(root / name)
+    return {name: {p.name: content_digest(p) for p in sorted((root / name).iterdir())} for name in writers}
+
+# Content digests of the files written for PINNED_CFG. The simulator's output is part of the
+# benchmark (synthetic results are compared across versions): a change here is a change of
+# every synthetic dataset, to be made on purpose, never by a refactoring.
+PINNED_DIGESTS = {
+    "ml": {
+        "SIMULATION.txt": "b306900770e4bd9f", "ground_truth.npz": "fc53187338a3e51a", "heldout.parquet": "053b7511afc11ff9",
+        "links.csv": "8a1c8343cf58cd4a", "movies.csv": "06675ad46b301427", "ratings.csv": "fd5dbc66cc0f5163",
+        "tags.csv": "e7ea8236fe89d466",
+    },
+    "yelp": {
+        "SIMULATION.txt": "d63a41d91472d623", "ground_truth.npz": "e0a1a040e0d884a7", "heldout.parquet": "39cba122446f7e20",
+        "yelp_academic_dataset_business.json": "18321c518b7a5d1b", "yelp_academic_dataset_review.json": "b1aefb4f959c8e53",
+        "yelp_academic_dataset_user.json": "910751a3ba26f8bb",
+    },
+    "amazon": {
+        "Electronics_5.json": "23dc218818cd52a2", "SIMULATION.txt": "08d78917a4973c19", "ground_truth.npz": "b46b2f77fad6e5c2",
+        "heldout.parquet": "09103ea9117c971e", "meta_Electronics.json": "bf4ebf3cf0481a3d",
+    },
+    "amazon-2023": {
+        "Electronics.jsonl.gz": "41a0fc811a582bcf", "SIMULATION.txt": "08d78917a4973c19", "ground_truth.npz": "3ce5904eadd2bd09",
+        "heldout.parquet": "e4f069192f9ebef9", "meta_Electronics.jsonl.gz": "1a99df3ad2c463db",
+    },
+}  # fmt: skip
+
+
+def test_written_files_match_their_pinned_digests(tmp_path: Path) -> None:
+    assert written_digests(tmp_path) == PINNED_DIGESTS
+
+
+def test_gzip_files_do_not_depend_on_the_clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    cfg = SimulationConfig(n_users=30, n_items=20, mean_interactions=6, seed=2)
+    write_amazon(cfg, tmp_path / "a", layout="2023", compress=True)
+    later = time.time() + 86_400
+    monkeypatch.setattr(time, "time", lambda: later)  # a gzip header stamped with the clock would change
+    write_amazon(cfg, tmp_path / "b", layout="2023", compress=True)
+    for name in ("Electronics.jsonl.gz", "meta_Electronics.jsonl.gz"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
 def test_exact_size_and_popularity_skew() -> None:
     sim = simulate(SimulationConfig(n_users=500, n_items=300, n_interactions=12_345, seed=1))
     assert abs(len(sim["user"]) - 12_345) <= 10  # only unresolvable repeats of very heavy users are dropped
