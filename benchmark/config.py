@@ -1,7 +1,7 @@
 """Typed configuration: dataclasses for each concern and one way to override them.
 
 A run's configuration is ``DataConfig`` (how raw data is prepared and split), ``TrainConfig``
-(typed sections: loop, hardware, evaluation, features, streaming, explanation) and the
+(typed sections: loop, hardware, evaluation, features, streaming, explanation, logging) and the
 model's own config dataclass (declared in its file). Every field is settable by name, from
 a YAML file (a flat mapping) or with ``--set key=value``; names are unique across all of
 them, so no section prefixes are needed. Precedence: defaults < model-specific defaults
@@ -110,8 +110,25 @@ class ExplanationConfig:
     explanation_samples: int = 20
 
 
+LoggerName = Literal["tensorboard", "csv", "wandb", "mlflow"]
+#: the experiment loggers the ``logger`` key chooses from (benchmark.loggers builds them)
+LOGGERS: tuple[str, ...] = typing.get_args(LoggerName)
+
+
+@dataclass
+class LoggingConfig:
+    """Where a run's curves, hyperparameters and final figures are logged (benchmark/loggers.py);
+    never what the run computes, so the config hash leaves this section out."""
+
+    # tensorboard (tb/, the default), csv (csv/metrics.csv), wandb (extra `wandb`; offline unless
+    # WANDB_MODE is set) or mlflow (extra `mlflow`; a file store mlruns/ unless MLFLOW_TRACKING_URI is set)
+    logger: LoggerName = "tensorboard"
+
+
 SECTIONS = {"loop": LoopConfig, "hardware": HardwareConfig, "evaluation": EvaluationConfig, "features": FeatureConfig,
-            "streaming": StreamingConfig, "explanation": ExplanationConfig}  # fmt: skip
+            "streaming": StreamingConfig, "explanation": ExplanationConfig, "logging": LoggingConfig}  # fmt: skip
+#: training keys that say where a run is observed, not what it computes: left out of ``config_hash``
+UNHASHED_KEYS = frozenset(f.name for f in fields(LoggingConfig))
 
 
 @dataclass
@@ -126,6 +143,7 @@ class TrainConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     streaming: StreamingConfig = field(default_factory=StreamingConfig)
     explanation: ExplanationConfig = field(default_factory=ExplanationConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def flat(self) -> dict[str, Any]:
         return {k: v for name in SECTIONS for k, v in dataclasses.asdict(getattr(self, name)).items()}
@@ -316,6 +334,11 @@ def apply_overrides(configs: dict[type, Any], overrides: dict[str, Any]) -> dict
 
 
 def config_hash(resolved: dict[str, Any]) -> str:
-    """Stable short hash of a resolved configuration (JSON with sorted keys)."""
+    """Stable short hash of a resolved configuration (JSON with sorted keys). The keys of
+    ``UNHASHED_KEYS`` in its ``train_config`` are left out: a run logged to CSV computes what
+    the same run logged to TensorBoard does, and records written before they existed keep their hash."""
+    train = resolved.get("train_config")
+    if isinstance(train, dict) and UNHASHED_KEYS & train.keys():
+        resolved = {**resolved, "train_config": {k: v for k, v in train.items() if k not in UNHASHED_KEYS}}
     blob = json.dumps(resolved, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]

@@ -1,7 +1,8 @@
 """The run record: one typed class that the runner writes and every consumer reads.
 
 A run folder ``<out>/runs/<run_id>/`` holds ``result.json`` (``RunRecord.write``, atomic),
-``per_user_test.parquet`` (every test user's metric values), ``checkpoints/`` and ``tb/``.
+``per_user_test.parquet`` (every test user's metric values), ``checkpoints/`` and the
+experiment logger's folder (``tb/`` by default; ``benchmark.loggers``).
 ``RunRecord.read`` checks what it reads: a truncated or corrupt file, a missing field or a
 metric that is not a number is a ``RecordError`` naming the file, so a consumer can skip
 that one record with its reason instead of failing as a whole (``load_records``).
@@ -62,6 +63,7 @@ class RunRecord:
     explanations: dict[str, Any] | None = None
     streaming: dict[str, Any] | None = None
     tags: dict[str, Any] | None = None
+    logging: dict[str, Any] | None = None  # the experiment logger: {"logger": "tensorboard", "dir": "tb", ...} (benchmark.loggers)
     files: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # keys written by other versions, kept as they are
     path: Path | None = field(default=None, compare=False)  # the run folder, when read from or written to disk
@@ -101,7 +103,7 @@ class RunRecord:
             if f.name in ("extra", "path", "_per_user"):
                 continue
             value = getattr(self, f.name)
-            if value is None and f.name in ("eval_sampling", "resumed", "explanations", "streaming", "tags"):
+            if value is None and f.name in ("eval_sampling", "resumed", "explanations", "streaming", "tags", "logging"):
                 continue
             out[f.name] = value
         return {**out, **self.extra}

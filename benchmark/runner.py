@@ -4,7 +4,8 @@
 module (what ``run``, ``evaluate``, sweeps and ``perf train`` all start from);
 ``run(cfg)`` trains and tests it and writes the run record (``benchmark.records``) to
 ``<out>/runs/<run_id>/result.json``, with per-user test metrics beside it
-(``per_user_test.parquet``), TensorBoard logs under ``tb/`` and checkpoints under
+(``per_user_test.parquet``), the experiment logger's files (TensorBoard under ``tb/`` by
+default, or CSV, wandb, MLflow: ``benchmark.loggers``) and checkpoints under
 ``checkpoints/`` (``best.ckpt``, and ``last.ckpt`` to resume from). The checkpoint carries
 the resolved run configuration, so ``evaluate --checkpoint`` needs nothing else.
 
@@ -39,7 +40,6 @@ import numpy as np
 import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import TensorBoardLogger
 
 from benchmark.config import SECTIONS, DataConfig, TrainConfig, apply_overrides, config_hash
 from benchmark.data.datamodule import RecDataModule
@@ -48,6 +48,8 @@ from benchmark.data.prepare import PreparedData
 from benchmark.errors import BenchmarkError
 from benchmark.compare import write_per_user
 from benchmark.evaluation import Evaluator, SampledNegatives, rank, test_evaluator, test_negatives, true_relevance_for
+from benchmark.loggers import LOG_DIRS, describe, hyperparameters, log_final, log_start, make_logger
+from benchmark.loggers import require as require_logger
 from benchmark.model import RecModule
 from benchmark.provenance import code_version, hardware, package_versions, weight_digests, weight_files
 from benchmark.records import RunRecord
@@ -176,8 +178,12 @@ class StoreRunConfig(Callback):
 
 
 def _quiet_lightning() -> None:
-    """Drop Lightning's start-up chatter and warnings that say nothing about the run."""
+    """Drop Lightning's start-up chatter and warnings that say nothing about the run (the
+    suite reads every checkpoint itself with ``weights_only=True``, so torch's FutureWarning
+    about ``torch.load``'s ``weights_only`` default, which some Lightning and torch versions
+    raise on their own loads, says nothing about this run)."""
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*weights_only.*", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*sync_dist=True.*")  # DDP: the Evaluator's torchmetrics state is synced before logging
@@ -199,7 +205,7 @@ def make_trainer(train: TrainConfig, *, max_epochs: int, callbacks: list[Callbac
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # RecDataModule shards itself (no padded duplicate users)
         enable_progress_bar=progress,
-        enable_model_summary=progress,
+        enable_model_summary=False,  # its table (parameters, FLOPs) would stand among the results
         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
         log_every_n_steps=10,
     )
@@ -447,6 +453,7 @@ def run(
     ``tags`` (e.g. ``{"sweep": study}`` for a sweep's re-runs) go into the record as ``tags``;
     ``resume``: continue a run whose folder exists from its last checkpoint (module docstring).
     """
+    require_logger(cfg.train_config.logging.logger)  # a missing optional package stops the run before it starts
     started = dt.datetime.now(dt.timezone.utc)
     code = code_version()  # the code that runs: the working tree may change during a long run
     run_id = new_run_id(cfg)
@@ -491,7 +498,7 @@ def _start_record(
         seed=cfg.seed, code=code, packages=package_versions(),
         weights=weight_digests(weight_files(cfg.model_config, train, get_model(cfg.model).cls.needs_item_features)),
         hardware=hardware(), started=started.isoformat(timespec="seconds"), protocol=train.streaming.protocol, tags=tags or None,
-        resumed=resumed,
+        resumed=resumed, logging={"logger": train.logging.logger},
     )  # fmt: skip
 
 
@@ -507,8 +514,12 @@ def _train_and_test(pipeline: Pipeline, record: RunRecord, run_dir: Path, resume
     stored = {**cfg.resolved(), "run_id": record.run_id, "dataset_fingerprint": data.fingerprint,
               "raw_dir": str(Path(cfg.raw_dir).resolve()) if cfg.raw_dir else None}  # fmt: skip
     callbacks = [checkpoint, EarlyStopping(monitor=monitor, mode="max", patience=train.loop.patience), timer, curve, StoreRunConfig(stored)]
-    logger = TensorBoardLogger(save_dir=str(run_dir), name="tb", version="", default_hp_metric=False)
+    kind = train.logging.logger
+    logger = make_logger(kind, run_dir, record.run_id)
+    params = hyperparameters(cfg.resolved(), cfg.hash)
     trainer = pipeline.trainer(callbacks=callbacks, logger=logger, progress=progress)
+    if trainer.is_global_zero:
+        log_start(logger, params)
 
     fit_start = time.perf_counter()
     trainer.fit(model, datamodule=dm, ckpt_path=resumed["checkpoint"] if resumed else None, weights_only=True)
@@ -518,7 +529,7 @@ def _train_and_test(pipeline: Pipeline, record: RunRecord, run_dir: Path, resume
     if not checkpoint.best_model_path:
         # Lightning saves only after an optimizer step; a model that trains by counting
         # (Pop) takes none, so its final state, which is also its best, is saved here.
-        trainer.save_checkpoint(run_dir / "checkpoints" / "best.ckpt")
+        trainer.save_checkpoint(run_dir / "checkpoints" / "best.ckpt", weights_only=False)  # said: else Lightning logs its default
         checkpoint.best_model_path = str(run_dir / "checkpoints" / "best.ckpt")
     best = load_checkpoint(checkpoint.best_model_path)
     if checkpoint.best_model_score is not None:
@@ -550,8 +561,12 @@ def _train_and_test(pipeline: Pipeline, record: RunRecord, run_dir: Path, resume
     record.explanations = explained
     record.finished = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     record.status = "completed"
+    if trainer.is_global_zero:
+        log_final(logger, params, record.metrics, step=trainer.global_step)
+        record.logging = describe(kind, logger, run_dir)
+    local_logs = {kind: LOG_DIRS[kind]} if (record.logging or {}).get("tracking_uri", LOG_DIRS[kind]) == LOG_DIRS[kind] else {}
     record.files = {"checkpoint": "checkpoints/best.ckpt", "last_checkpoint": f"checkpoints/{LAST_CHECKPOINT}", "per_user": "per_user_test.parquet",
-                    "tensorboard": "tb", **({"sampled_negatives": NEGATIVES_FILE} if negatives is not None else {})}  # fmt: skip
+                    **local_logs, **({"sampled_negatives": NEGATIVES_FILE} if negatives is not None else {})}  # fmt: skip
     if trainer.is_global_zero:
         write_per_user(per_user, run_dir / "per_user_test.parquet", evaluator.protocol)
         if negatives is not None:
@@ -576,7 +591,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def evaluate_checkpoint(
     path: str | Path, *, raw_dir: str | None = None, devices: int | None = None, accelerator: str | None = None, strategy: str | None = None,
     eval_protocol: str | None = None, overrides: dict[str, Any] | None = None, write_predictions: str | Path | None = None,
-    predictions_format: str | None = None,
+    predictions_format: str | None = None, progress: bool = True,
 ) -> dict[str, Any]:
     """Re-evaluate a saved run's best checkpoint on its test split."""
     path = Path(path)
@@ -589,10 +604,10 @@ def evaluate_checkpoint(
     cfg = RunConfig.from_dict(content, raw_dir or content.get("raw_dir"))
     given = {"devices": devices, "accelerator": accelerator, "strategy": strategy, "eval_protocol": eval_protocol}
     cfg.train_config = cfg.train_config.overridden({**(overrides or {}), **{k: v for k, v in given.items() if v is not None}})
-    pipeline = Pipeline.build(cfg, fingerprint=content["dataset_fingerprint"])
+    pipeline = Pipeline.build(cfg, fingerprint=content["dataset_fingerprint"], progress=progress)
     data, model, dm = pipeline.data, pipeline.model, pipeline.dm
     model.load_state_dict(checkpoint["state_dict"])
-    trainer = pipeline.trainer(max_epochs=1)
+    trainer = pipeline.trainer(max_epochs=1, progress=progress)
     train = cfg.train_config
     negatives = None
     saved = path.parent.parent / NEGATIVES_FILE

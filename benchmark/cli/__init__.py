@@ -2,7 +2,8 @@
 
 Every command that reports figures prints a table and, with ``--output FILE.json``, writes
 the same figures as a flat JSON map (DESIGN.md, "Names and machine-readable output").
-Input problems end with a one-paragraph message and exit code 2. Parsers are built from
+Input problems end with a one-paragraph message and exit code 2; a handler may return its own
+exit code (``reproduce``: 1 when a figure differs). Parsers are built from
 light modules only (argparse, name tables); each command's handler imports what it runs,
 so ``--help`` and ``models`` answer at once. Nothing outside this package imports it.
 """
@@ -14,16 +15,17 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from benchmark.cli import ablation, data, leaderboard, perf, results, run, sweep
+from benchmark.cli import ablation, data, leaderboard, perf, reproduce, results, run, sweep
 from benchmark.cli.common import Formatter
 from benchmark.errors import BenchmarkError
 
-MODULES = (run, data, results, sweep, ablation, leaderboard, perf)
+MODULES = (run, data, results, sweep, ablation, leaderboard, reproduce, perf)
 EXAMPLES = """examples:
   python -m benchmark run --model bpr --data synthetic-ml              a first run, under a minute
   python -m benchmark run --model llm4rec --data synthetic-yelp        the main model (about 10 minutes on 2 cores)
   python -m benchmark run --model sasrec --data s3rec-beauty --raw-dir path/to/s3rec
   python -m benchmark collect --runs runs                              tables from the run records
+  python -m benchmark reproduce runs/RUN_ID                            run a recorded run again, compare every metric
   python -m benchmark COMMAND --help                                   every option of a command"""
 
 
@@ -56,8 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _show_library_messages()
     try:
-        args.handler(args)
+        code = args.handler(args)
     except BenchmarkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return code if isinstance(code, int) else 0

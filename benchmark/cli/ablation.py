@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from benchmark.cli.common import add_command, add_output, add_overrides, add_raw_dir, dataset_name, model_name, overrides, print_table, write_output
+from benchmark.cli.common import (
+    add_command, add_logger, add_output, add_overrides, add_raw_dir, dataset_name, model_name, overrides, print_table, write_output,
+)  # fmt: skip
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -25,6 +27,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--variants", help="comma-separated subset of ablations, e.g. no-rag,no-llm (default: all)")
     add_overrides(parser)
     parser.add_argument("--max-epochs", type=int, help="maximum training epochs (default: the model's)")
+    add_logger(parser)
     parser.add_argument("--out", default=".", help="folder that receives runs/<run_id>/ (default: current folder)")
     parser.add_argument("--reuse", action="store_true", help="reuse completed runs under --out with the same config hash and seed")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")

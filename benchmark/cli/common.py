@@ -90,12 +90,26 @@ def add_eval_protocol(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def add_logger(parser: argparse.ArgumentParser, *, default: str = "default") -> None:
+    from benchmark.config import LOGGERS  # light: yaml and dataclasses only
+
+    parser.add_argument(
+        "--logger", choices=LOGGERS,
+        help=f"experiment logger (the `logger` key): tensorboard ({default}; <run>/tb/), csv (<run>/csv/metrics.csv), wandb "
+        "(pip install -e \".[wandb]\"; offline under <run>/wandb/ unless WANDB_MODE is set) or mlflow (pip install -e \".[mlflow]\"; "
+        "a file store <run>/mlruns/ unless MLFLOW_TRACKING_URI is set); each gets the curves, the resolved config as "
+        "hyperparameters and the final validation/test metrics",
+    )  # fmt: skip
+
+
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """--config then --set, as one flat mapping of config keys."""
+    """--config then --set (then --logger where the command has it), as one flat mapping of config keys."""
     from benchmark.config import load_config_file, parse_set_options
 
     merged = load_config_file(args.config) if getattr(args, "config", None) else {}
     merged.update(parse_set_options(getattr(args, "overrides", [])))
+    if getattr(args, "logger", None) is not None:
+        merged["logger"] = args.logger
     return merged
 
 

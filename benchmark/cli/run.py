@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.cli.common import (
-    add_command, add_eval_protocol, add_output, add_overrides, add_raw_dir, add_rehash, dataset_name, flat_metrics, model_name,
-    overrides, print_metrics, print_table, protocol_label, write_output,
+    add_command, add_eval_protocol, add_logger, add_output, add_overrides, add_raw_dir, add_rehash, dataset_name, flat_metrics,
+    model_name, overrides, print_metrics, print_table, protocol_label, write_output,
 )  # fmt: skip
 from benchmark.errors import BenchmarkError
 
@@ -21,6 +21,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "by full ranking, print the metrics and write <out>/runs/<run_id>/result.json.",
         examples=["python -m benchmark run --model bpr --data ml-latest-small --raw-dir path/to/ml-latest-small",
                   "python -m benchmark run --model sasrec --data s3rec-beauty --set bucket_batches=true --seed 1",
+                  "python -m benchmark run --model bpr --data synthetic-ml --logger csv --no-progress",
                   "python -m benchmark run --model llm4rec --data synthetic-yelp --print-config > llm4rec.yaml"],
     )  # fmt: skip
     run.add_argument("--model", required=True, type=model_name, help="registered model name (see `models`)")
@@ -34,6 +35,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--num-nodes", type=int, help="machines, each running --devices processes (default 1; see README, Running at scale)")
     run.add_argument("--strategy", choices=["auto", "ddp"], help="default auto")
     add_eval_protocol(run)
+    add_logger(run)
     run.add_argument(
         "--protocol", choices=["offline", "streaming"],
         help="streaming: after the test pass, replay the evaluation period in windows, predicting each window before a "

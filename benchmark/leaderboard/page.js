@@ -1,4 +1,4 @@
-// The leaderboard page (benchmark/leaderboard_page.py inlines this file; the CSP allows only
+// The leaderboard page (benchmark/leaderboard/page.py inlines this file; the CSP allows only
 // its hash). All data come from the JSON block and reach the page through textContent only.
 (function () {
   "use strict";
@@ -144,6 +144,15 @@
       detail.appendChild(cell);
       detail.hidden = true;
       body.appendChild(detail);
+      if (row.reproduce) {  // a short line under every entry: the command that runs it again
+        tr.className += " has-line";
+        var line = el("tr", null, "reproduce-row"), lineCell = el("td", null, "reproduce-line");
+        lineCell.colSpan = columns.length;
+        lineCell.appendChild(el("span", "reproduce: ", "label"));
+        lineCell.appendChild(el("code", row.reproduce));
+        line.appendChild(lineCell);
+        body.appendChild(line);
+      }
       s.rows[row.id_full] = {detail: detail, button: button};
       if (s.open[row.id_full]) toggle(ds, row, true);
     });

@@ -7,8 +7,10 @@ that exact script and style run. What an auditor gets: one tab per dataset (``in
 opens a tab, ``#<dataset>/<id prefix>`` also an entry's details; a tab click updates the
 address), sortable columns, mean ± std over seeds where an entry has several, the
 provenance columns (suite version, config hash, preparation fingerprint) within 1,400 px,
-and per entry, on a click of its config hash: the full config, the reproduce command,
-every seed's figures and the full hashes.
+a line under every entry with its reproduce command (``python -m benchmark reproduce <id>``,
+``benchmark.reproduce``), and per entry, on a click of its config hash: the full config, the
+reproduce command, every seed's figures and the full hashes. README.md lists the same
+commands under each table.
 """
 
 from __future__ import annotations
@@ -178,6 +180,9 @@ def render_markdown(boards: dict[str, dict[str, Any]]) -> str:
                       _md(row["fingerprint"]), f"`{_md(row['id'])}`" if row["id"] else ""]  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+        commands = [f"- {row['rank']} {_md(row['model'])}: `{row['reproduce']}`" for row in rows if row["reproduce"]]
+        if commands:
+            lines += ["Reproduce an entry:", "", *commands, ""]
     return "\n".join(lines)
 
 

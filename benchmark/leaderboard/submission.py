@@ -323,6 +323,17 @@ def _finite(metrics: dict[str, float]) -> dict[str, float | None]:
     return {k: (float(v) if math.isfinite(float(v)) else None) for k, v in metrics.items()}
 
 
+def official_scores(lists: Any, dm: Any) -> dict[str, float | None]:
+    """The figures an entry holds for one seed's parsed lists (``benchmark.predictions.read_predictions``):
+    the official evaluation (full ranking at K = 5, 10, 20, every metric), JSON-safe."""
+    from benchmark.config import TrainConfig
+    from benchmark.evaluation import test_evaluator
+    from benchmark.predictions import score_predictions
+
+    train = TrainConfig()
+    return _finite(score_predictions(lists, dm, test_evaluator(dm, train, seed=0), train.loop.eval_batch_size))
+
+
 def predictions_hash(items: Any) -> str:
     """SHA-256 of the scored lists (internal ids per test user, -1 = empty slot): two files that
     differ only in formatting, row order or ranks past the deepest K hash the same."""
@@ -443,12 +454,10 @@ def submit(
 
     from benchmark.config import TrainConfig
     from benchmark.data.prepare import PREPARATION_VERSION, file_sha256
-    from benchmark.evaluation import test_evaluator
     from benchmark.predictions import (
         evaluation_datamodule,
         predictions_format,
         read_predictions,
-        score_predictions,
     )
 
     # the official preparation (defaults only), the raw files hashed again: the checksum memo
@@ -495,8 +504,7 @@ def submit(
         same = [s for s in scored if s["predictions_sha256"] == digest]
         if same:
             raise _refuse(f"{path} (seed {seed}) holds the same lists as {same[0]['file']} (seed {same[0]['seed']}): a deterministic model is one seed.")
-        evaluator = test_evaluator(dm, train, seed=0)
-        metrics = _finite(score_predictions(lists, dm, evaluator, train.loop.eval_batch_size))
+        metrics = official_scores(lists, dm)
         scored.append({"file": str(path), "seed": seed, "format": predictions_format(path, fmt), "predictions_sha256": digest,
                        "metrics": metrics, "n_users_missing": int(lists.n_missing), "notes": lists.notes, "n_test_users": len(lists.users)})  # fmt: skip
     order = sorted(range(len(scored)), key=lambda i: (scored[i]["seed"] is None, scored[i]["seed"] or 0))

@@ -678,6 +678,7 @@ def test_render_escapes_injected_strings(tmp_path: Path) -> None:
     assert [ln.split(" | ")[1] for ln in lines] == ["Only25m", "Zeta", "Beta", "alpha", leaderboard._md(INJECTED)]  # registry order, then NDCG@10
     assert "| 0.3000 | 0.5000 |" in lines[1] and "| 0.2500 ± 0.0100 | 0.4500 ± 0.0200 |" in lines[2]
     assert f"| 3 | [paper](<https://example.org/p>) | 2026-01-02 | 0.1.0 01234567 | `0f0f0f0f0f0f` | ffffffffffff | `{hashlib.sha256(b'Beta').hexdigest()[:12]}` |" in lines[2]
+    assert f"- 1 Zeta: `python -m benchmark reproduce {hashlib.sha256(b'Zeta').hexdigest()[:12]}`" in readme.splitlines()  # one line per entry
     # unit checks of the escaping helpers
     assert leaderboard.embed_json({"a": "</script><!--&"}) == '{"a": "\\u003c/script\\u003e\\u003c!--\\u0026"}'
     assert leaderboard._md("a|b<c>[x](y) *_`") == "a\\|b&lt;c&gt;\\[x\\](y) \\*\\_\\`" and leaderboard._md("# 1") == "\\# 1"
@@ -937,6 +938,12 @@ def test_page_shows_the_config_reproduce_command_and_seeds_on_a_click(browser: A
     zeta = _row("Zeta")
     details = f"document.querySelector('{zeta}').nextSibling"
     assert browser.js(f"{details}.hidden") is True
+    # a short line under every entry: its reproduce command, shown without a click
+    line = f"{details}.nextSibling"
+    command = f"python -m benchmark reproduce {hashlib.sha256(b'Zeta').hexdigest()[:12]}"
+    assert browser.js(f"{line}.classList.contains('reproduce-row') && {line}.offsetParent !== null") is True
+    assert browser.js(f"{line}.textContent") == f"reproduce: {command}"
+    assert browser.js(f"document.querySelectorAll('section[data-dataset=\"{DATASET}\"] tr.reproduce-row').length") == len(_models(browser, DATASET))
     assert browser.js(f"document.querySelector('{zeta} button.config-toggle').textContent") == "abcdef012345"
     browser.click(f"{zeta} button.config-toggle")
     assert browser.js(f"{details}.hidden") is False
